@@ -1,0 +1,21 @@
+"""One place that wires hf_promptseg's classes into transformers (and PEFT); idempotent."""
+
+from __future__ import annotations
+
+import importlib
+
+# Each entry: "module:function" of a zero-argument registration hook. Families append theirs here.
+_REGISTRATION_HOOKS: list[str] = []
+
+_registered = False
+
+
+def register_all() -> None:
+    """Register image processors, pipelines, model families and PEFT methods. Safe to call more than once."""
+    global _registered
+    if _registered:
+        return
+    _registered = True
+    for hook in _REGISTRATION_HOOKS:
+        module_name, function_name = hook.split(":")
+        getattr(importlib.import_module(module_name), function_name)()

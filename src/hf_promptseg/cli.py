@@ -1,0 +1,42 @@
+"""`hf-promptseg` command line. Each feature module contributes its sub-command through a `add_cli_parser` hook."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+# "module:function" hooks; each receives the sub-parsers object of its group and adds one command with
+# `set_defaults(func=...)`. The function gets the parsed namespace and returns an exit code.
+CONVERT_COMMANDS: list[str] = []
+TOP_LEVEL_COMMANDS: list[str] = []
+
+
+def _apply(hooks: Sequence[str], subparsers: argparse._SubParsersAction) -> None:
+    for hook in hooks:
+        module_name, function_name = hook.split(":")
+        getattr(importlib.import_module(module_name), function_name)(subparsers)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="hf-promptseg", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    convert = commands.add_parser("convert", help="convert an original checkpoint to a Hugging Face directory")
+    _apply(CONVERT_COMMANDS, convert.add_subparsers(dest="family", required=True, metavar="FAMILY"))
+    _apply(TOP_LEVEL_COMMANDS, commands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except (ValueError, TypeError, FileNotFoundError, FileExistsError) as err:
+        print(f"hf-promptseg {args.command}: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

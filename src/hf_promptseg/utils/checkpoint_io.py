@@ -1,0 +1,75 @@
+"""Safe reading of original (non-transformers) checkpoints.
+
+`.pth`/`.pt`/`.bin` files are read with `torch.load(weights_only=True)`: a pickle that needs arbitrary code is
+refused instead of executed. `.safetensors` files are read with safetensors.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import zipfile
+from collections.abc import Mapping
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file
+
+_WRAPPER_KEYS = ("model", "state_dict", "module")
+_TORCH_SUFFIXES = {".pth", ".pt", ".bin", ".ckpt"}
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file that cannot be read as a state dict of tensors."""
+
+
+def _unwrap(obj: object, path: Path) -> dict[str, torch.Tensor]:
+    while isinstance(obj, Mapping) and not any(isinstance(v, torch.Tensor) for v in obj.values()):
+        inner = next((obj[k] for k in _WRAPPER_KEYS if k in obj and isinstance(obj[k], Mapping)), None)
+        if inner is None:
+            break
+        obj = inner
+    if not isinstance(obj, Mapping):
+        raise CheckpointError(f"{path}: expected a state dict (a mapping of names to tensors), got {type(obj).__name__}")
+    non_tensors = [k for k, v in obj.items() if not isinstance(v, torch.Tensor)]
+    if non_tensors:
+        shown = ", ".join(repr(k) for k in non_tensors[:5])
+        raise CheckpointError(
+            f"{path}: the state dict holds {len(non_tensors)} non-tensor entries ({shown}); expected only tensors"
+        )
+    if not obj:
+        raise CheckpointError(f"{path}: the state dict is empty")
+    return dict(obj)
+
+
+def load_checkpoint_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """Read a flat `{name: tensor}` state dict from a `.safetensors` or a torch `.pth` file.
+
+    A `.pth` may wrap its state dict in `{"model": ...}` / `{"state_dict": ...}`; the wrapper is removed.
+
+    Raises:
+        FileNotFoundError: the file does not exist.
+        CheckpointError (a `ValueError`): the file is truncated, not a checkpoint, needs arbitrary code to
+            unpickle, or holds something other than tensors.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint not found: {path}")
+    if path.suffix == ".safetensors":
+        try:
+            return _unwrap(load_file(str(path)), path)
+        except SafetensorError as err:
+            raise CheckpointError(f"{path}: not a readable safetensors file ({err})") from err
+    if path.suffix not in _TORCH_SUFFIXES:
+        raise CheckpointError(f"{path}: unsupported checkpoint suffix {path.suffix!r}; expected .safetensors or .pth")
+    try:
+        obj = torch.load(str(path), map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        raise CheckpointError(
+            f"{path}: refused to unpickle: the file needs arbitrary code to load (weights_only=True); "
+            f"only plain tensor state dicts are accepted. Details: {str(err).splitlines()[0]}"
+        ) from err
+    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError) as err:
+        raise CheckpointError(f"{path}: truncated or not a torch checkpoint ({str(err).splitlines()[0]})") from err
+    return _unwrap(obj, path)
