@@ -5,7 +5,11 @@ from __future__ import annotations
 import importlib
 
 # Each entry: "module:function" of a zero-argument registration hook. Families append theirs here.
-_REGISTRATION_HOOKS: list[str] = []
+_REGISTRATION_HOOKS: list[str] = [
+    "hf_promptseg.models.sam.image_processing_sam:register_sam_image_processor",
+    "hf_promptseg.models.sam.processing_sam:register_sam_processor",
+    "hf_promptseg.pipelines.mask_generation:register_mask_generation_pipeline",
+]
 
 _registered = False
 

@@ -9,7 +9,9 @@ from collections.abc import Sequence
 
 # "module:function" hooks; each receives the sub-parsers object of its group and adds one command with
 # `set_defaults(func=...)`. The function gets the parsed namespace and returns an exit code.
-CONVERT_COMMANDS: list[str] = []
+CONVERT_COMMANDS: list[str] = [
+    "hf_promptseg.models.sam.convert_sam_checkpoint:add_cli_parser",
+]
 TOP_LEVEL_COMMANDS: list[str] = []
 
 

@@ -31,7 +31,9 @@ def _unwrap(obj: object, path: Path) -> dict[str, torch.Tensor]:
             break
         obj = inner
     if not isinstance(obj, Mapping):
-        raise CheckpointError(f"{path}: expected a state dict (a mapping of names to tensors), got {type(obj).__name__}")
+        raise CheckpointError(
+            f"{path}: expected a state dict (a mapping of names to tensors), got {type(obj).__name__}"
+        )
     non_tensors = [k for k, v in obj.items() if not isinstance(v, torch.Tensor)]
     if non_tensors:
         shown = ", ".join(repr(k) for k in non_tensors[:5])

@@ -1,0 +1,179 @@
+"""SAM image processor that needs no torchvision, with input validation.
+
+transformers' SAM image processors call `torchvision.ops.batched_nms` in the last step of automatic mask
+generation; PyPI's torchvision does not import beside the CPU build of torch, so the stock pipeline fails at its very
+end. This subclass replaces that step with a torch-only NMS and checks images before they reach the model.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from transformers.image_processing_utils import BatchFeature
+from transformers.models.sam.image_processing_pil_sam import SamImageProcessorPil, _rle_to_mask
+
+try:
+    from PIL import Image
+except ImportError:  # pragma: no cover - pillow is a dependency
+    Image = None
+
+_ALLOWED_CHANNELS = (1, 3)
+
+
+def box_iou(boxes1: torch.Tensor, boxes2: torch.Tensor) -> torch.Tensor:
+    """Pairwise IoU of `(N, 4)` and `(M, 4)` boxes in `(x1, y1, x2, y2)` format, as torchvision computes it."""
+    area1 = (boxes1[:, 2] - boxes1[:, 0]) * (boxes1[:, 3] - boxes1[:, 1])
+    area2 = (boxes2[:, 2] - boxes2[:, 0]) * (boxes2[:, 3] - boxes2[:, 1])
+    top_left = torch.max(boxes1[:, None, :2], boxes2[None, :, :2])
+    bottom_right = torch.min(boxes1[:, None, 2:], boxes2[None, :, 2:])
+    intersection = (bottom_right - top_left).clamp(min=0).prod(dim=2)
+    return intersection / (area1[:, None] + area2[None, :] - intersection)
+
+
+def nms(boxes: torch.Tensor, scores: torch.Tensor, iou_threshold: float) -> torch.Tensor:
+    """Greedy non-maximum suppression; returns kept indices sorted by decreasing score.
+
+    Same contract as `torchvision.ops.nms` (written here because torchvision cannot be a dependency). Ties in score
+    keep the lower index first (stable sort).
+    """
+    if boxes.ndim != 2 or boxes.shape[-1] != 4:
+        raise ValueError(f"`boxes` must have shape (N, 4), got {tuple(boxes.shape)}")
+    if scores.shape != boxes.shape[:1]:
+        raise ValueError(f"`scores` must have shape ({boxes.shape[0]},), got {tuple(scores.shape)}")
+    order = torch.sort(scores, descending=True, stable=True).indices
+    if order.numel() == 0:
+        return order
+    sorted_boxes = boxes[order].to(torch.float32)
+    overlaps = box_iou(sorted_boxes, sorted_boxes) > iou_threshold
+    suppressed = torch.zeros(order.numel(), dtype=torch.bool)
+    keep = []
+    for i in range(order.numel()):
+        if suppressed[i]:
+            continue
+        keep.append(i)
+        suppressed |= overlaps[i]
+    return order[torch.tensor(keep, dtype=torch.long)]
+
+
+def _as_image_list(images: Any) -> list:
+    if isinstance(images, (list, tuple)):
+        flat = []
+        for item in images:
+            flat.extend(item if isinstance(item, (list, tuple)) else [item])
+        return flat
+    if isinstance(images, (np.ndarray, torch.Tensor)) and images.ndim == 4:
+        return list(images)
+    return [images]
+
+
+def validate_images(images: Any, argument: str = "images") -> None:
+    """Raise a clear `TypeError`/`ValueError` for images the SAM processor cannot take.
+
+    Accepted: PIL images, and numpy arrays / torch tensors that are 2-D (grayscale) or 3-D with 1 or 3 channels
+    (channels first or last), of dtype uint8 (0..255) or floating point (0..1, rescaled like transformers does).
+    """
+    image_list = _as_image_list(images)
+    if not image_list:
+        raise ValueError(f"`{argument}` is empty; expected at least one image")
+    for index, image in enumerate(image_list):
+        where = f"`{argument}`[{index}]" if len(image_list) > 1 else f"`{argument}`"
+        if Image is not None and isinstance(image, Image.Image):
+            continue
+        if isinstance(image, str):
+            continue  # a path or URL; transformers' loader reports its own errors
+        if not isinstance(image, (np.ndarray, torch.Tensor)):
+            raise TypeError(f"{where} must be a PIL image, numpy array or torch tensor, got {type(image).__name__}")
+        array = image.detach().cpu().numpy() if isinstance(image, torch.Tensor) else image
+        if array.dtype == np.bool_ or not (array.dtype == np.uint8 or np.issubdtype(array.dtype, np.floating)):
+            raise TypeError(f"{where} has dtype {array.dtype}; expected uint8 (0..255) or a float dtype (0..1)")
+        if array.ndim == 2:
+            continue
+        if array.ndim != 3:
+            raise ValueError(
+                f"{where} has shape {tuple(array.shape)}; expected (H, W), (H, W, C) or (C, H, W) with C in 1 or 3"
+            )
+        if array.shape[-1] not in _ALLOWED_CHANNELS and array.shape[0] not in _ALLOWED_CHANNELS:
+            raise ValueError(
+                f"{where} has shape {tuple(array.shape)}: no channel axis of size 1 or 3 first or last; "
+                "expected an RGB or grayscale image (convert RGBA to RGB first)"
+            )
+        if min(array.shape[:2]) == 0 or min(array.shape[-2:]) == 0:
+            raise ValueError(f"{where} has an empty spatial dimension: shape {tuple(array.shape)}")
+
+
+def _grayscale_arrays_to_rgb(images: Any) -> Any:
+    """(H, W) and single-channel arrays/tensors -> 3 channels (transformers accepts grayscale only as PIL)."""
+
+    def convert(image: Any) -> Any:
+        if not isinstance(image, (np.ndarray, torch.Tensor)):
+            return image
+        if image.ndim == 2:
+            return image[..., None].repeat(3, -1) if isinstance(image, np.ndarray) else image[None].expand(3, -1, -1)
+        if image.ndim == 3 and image.shape[-1] == 1:
+            return image.repeat(3, -1) if isinstance(image, np.ndarray) else image.expand(-1, -1, 3)
+        if image.ndim == 3 and image.shape[0] == 1:
+            return image.repeat(3, 0) if isinstance(image, np.ndarray) else image.expand(3, -1, -1)
+        return image
+
+    if isinstance(images, (list, tuple)):
+        return [convert(image) for image in images]
+    return convert(images)
+
+
+class HfPromptsegSamImageProcessor(SamImageProcessorPil):
+    """transformers' SAM image processor (PIL backend), with torch-only NMS and clear input errors.
+
+    Drop-in for `SamImageProcessorPil`: directories saved by hf_promptseg name this class in
+    `preprocessor_config.json`, so `AutoImageProcessor` and `pipeline("mask-generation")` pick it up once
+    `hf_promptseg` is imported (plain transformers falls back to its own SAM processor).
+
+    Example:
+        >>> import numpy as np
+        >>> from hf_promptseg.models.sam import HfPromptsegSamImageProcessor
+        >>> processor = HfPromptsegSamImageProcessor()
+        >>> inputs = processor(np.zeros((64, 96, 3), dtype=np.uint8), return_tensors="pt")
+        >>> tuple(inputs["pixel_values"].shape), inputs["reshaped_input_sizes"].tolist()
+        ((1, 3, 1024, 1024), [[683, 1024]])
+    """
+
+    def preprocess(self, images: Any, segmentation_maps: Any = None, **kwargs: Any) -> BatchFeature:
+        validate_images(images)
+        return super().preprocess(_grayscale_arrays_to_rgb(images), segmentation_maps, **kwargs)
+
+    def post_process_for_mask_generation(
+        self,
+        all_masks: Sequence[dict[str, Any]],
+        all_scores: torch.Tensor,
+        all_boxes: torch.Tensor,
+        crops_nms_thresh: float,
+    ) -> tuple[list[np.ndarray], torch.Tensor, list[dict[str, Any]], torch.Tensor]:
+        """NMS over the candidate masks' boxes (torch only); returns masks, scores, RLEs and boxes of the kept ones.
+
+        Args:
+            all_masks: candidate masks as uncompressed RLE dicts (`{"size": [h, w], "counts": [...]}`).
+            all_scores: `(N,)` predicted IoU scores.
+            all_boxes: `(N, 4)` XYXY boxes of the masks.
+            crops_nms_thresh: box IoU above which the lower-scored mask is dropped.
+        """
+        keep = nms(all_boxes.float(), all_scores.float(), crops_nms_thresh)
+        kept_rles = [all_masks[i] for i in keep.tolist()]
+        masks = [_rle_to_mask(rle) for rle in kept_rles]
+        return masks, all_scores[keep], kept_rles, all_boxes[keep]
+
+
+def register_sam_image_processor() -> None:
+    """Make `AutoImageProcessor` resolve `image_processor_type: HfPromptsegSamImageProcessor`."""
+    from transformers import AutoConfig, AutoImageProcessor
+
+    from hf_promptseg.models.sam.configuration_sam import HfPromptsegSamConfig
+
+    AutoConfig.register(HfPromptsegSamConfig.model_type, HfPromptsegSamConfig, exist_ok=True)
+    AutoImageProcessor.register(
+        HfPromptsegSamConfig, image_processor_classes={"pil": HfPromptsegSamImageProcessor}, exist_ok=True
+    )
+
+
+__all__ = ["HfPromptsegSamImageProcessor", "box_iou", "nms", "validate_images"]

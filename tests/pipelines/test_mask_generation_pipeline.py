@@ -1,0 +1,69 @@
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from transformers import pipeline
+from transformers.models.sam.image_processing_pil_sam import _rle_to_mask
+
+from hf_promptseg.models.sam import convert_sam_checkpoint
+from hf_promptseg.pipelines.mask_generation import HfPromptsegMaskGenerationPipeline
+from tests.conftest import fixture_dir
+
+FAST = {
+    "points_per_crop": 6,
+    "pred_iou_thresh": 0.0,
+    "stability_score_thresh": 0.0,
+    "crops_nms_thresh": 1.0,
+}  # keep every candidate
+
+
+@pytest.fixture(scope="module")
+def generator(tmp_path_factory):
+    out = tmp_path_factory.mktemp("pipe") / "sam"
+    convert_sam_checkpoint(fixture_dir("sam") / "reference_state_dict.safetensors", out)
+    return pipeline("mask-generation", model=str(out), dtype=torch.float32)
+
+
+@pytest.fixture(scope="module")
+def images():
+    rng = np.random.RandomState(0)
+    return [
+        Image.fromarray(rng.randint(0, 255, (90, 120, 3), dtype=np.uint8)),
+        Image.fromarray(rng.randint(0, 255, (120, 70, 3), dtype=np.uint8)),
+    ]
+
+
+def test_pipeline_runs_without_torchvision(generator, images):
+    assert isinstance(generator, HfPromptsegMaskGenerationPipeline)
+    out = generator(images[0], points_per_batch=16, output_rle_mask=True, output_bboxes_mask=True, **FAST)
+    assert set(out) == {"masks", "scores", "rle_mask", "bounding_boxes"}
+    assert len(out["masks"]) >= 2 and len(out["masks"]) == len(out["scores"]) == len(out["rle_mask"])
+    assert out["masks"][0].shape == (90, 120)
+    assert out["bounding_boxes"].shape == (len(out["masks"]), 4)
+    for mask, rle in zip(out["masks"], out["rle_mask"]):
+        assert np.array_equal(_rle_to_mask(rle), mask)
+    assert torch.all(out["scores"][:-1] >= out["scores"][1:])
+
+
+def test_points_per_batch_does_not_change_results(generator, images):
+    one = generator(images[0], points_per_batch=36, **FAST)
+    many = generator(images[0], points_per_batch=5, **FAST)
+    torch.testing.assert_close(one["scores"], many["scores"], atol=1e-5, rtol=0)
+    assert all(np.array_equal(a, b) for a, b in zip(one["masks"], many["masks"]))
+
+
+def test_batch_size_above_one_matches_single_runs(generator, images):
+    singles = [generator(image, points_per_batch=8, **FAST) for image in images]
+    batched = generator(images, points_per_batch=8, batch_size=3, **FAST)
+    assert len(batched) == 2
+    for single, together in zip(singles, batched):
+        torch.testing.assert_close(single["scores"], together["scores"], atol=1e-5, rtol=0)
+        assert len(single["masks"]) == len(together["masks"])
+        assert all(np.array_equal(a, b) for a, b in zip(single["masks"], together["masks"]))
+
+
+def test_bad_images_are_refused(generator):
+    with pytest.raises(ValueError, match="no channel axis of size 1 or 3"):
+        generator(np.zeros((20, 30, 4, 2), dtype=np.uint8)[..., 0, :].repeat(3, axis=-1)[..., :5])
+    with pytest.raises(TypeError, match="dtype float16|dtype int64"):
+        generator(np.zeros((20, 30, 3), dtype=np.int64))
