@@ -205,3 +205,22 @@ def test_export_names_round_trip_on_the_fixture_layout():
     from hf_promptseg.models.sam import convert_sam_state_dict
 
     assert set(to_segment_anything_state_dict(convert_sam_state_dict(reference))) == set(reference)
+
+
+def test_push_to_hub_uploads_the_converted_dir_in_one_commit(nonstandard_checkpoint, tmp_path, monkeypatch):
+    from huggingface_hub import CommitOperationAdd, HfApi
+
+    commits = []
+    monkeypatch.setattr(HfApi, "create_repo", lambda self, repo_id, **kwargs: repo_id)
+    monkeypatch.setattr(
+        HfApi, "create_commit", lambda self, repo_id, operations, **kwargs: commits.append((repo_id, list(operations)))
+    )
+    _, path = nonstandard_checkpoint
+    out = convert_sam_checkpoint(path, tmp_path / "pushed", decoder_num_heads=4, push_to_hub="me/sam-custom")
+    assert len(commits) == 1 and commits[0][0] == "me/sam-custom"
+    uploaded = {op.path_in_repo: op for op in commits[0][1] if isinstance(op, CommitOperationAdd)}
+    assert {"config.json", "model.safetensors", "preprocessor_config.json", "processor_config.json"} <= set(uploaded)
+    assert uploaded["model.safetensors"].path_or_fileobj in (
+        str(out / "model.safetensors"),
+        out / "model.safetensors",
+    ) or (uploaded["model.safetensors"].upload_info.size == (out / "model.safetensors").stat().st_size)
