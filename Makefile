@@ -2,13 +2,16 @@
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
+# olah (HF-compatible mirror server for the Hub round-trip tests) pins versions that clash with ours: own venv.
+OLAH_VENV := .venv-olah
+OLAH_VERSION ?= 0.5.4
 TORCH_VERSION ?= 2.13.0
 export HF_HUB_OFFLINE ?= 1
 export HF_EVALUATE_OFFLINE ?= 1
 export HF_DATASETS_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: install test test-slow lint demo clean
+.PHONY: install olah test test-slow lint demo clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -19,11 +22,18 @@ $(VENV)/.installed: pyproject.toml
 
 install: $(VENV)/.installed
 
+$(OLAH_VENV)/.installed:
+	test -x $(OLAH_VENV)/bin/python || $(PYTHON) -m venv $(OLAH_VENV)
+	$(OLAH_VENV)/bin/python -m pip install --quiet "olah==$(OLAH_VERSION)"
+	touch $@
+
+olah: $(OLAH_VENV)/.installed
+
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
-test: lint
+test: lint olah
 	$(PY) -m pytest -q
 
 test-slow: install
@@ -33,4 +43,4 @@ demo: install
 	$(PY) examples/foundation_demo.py --out demo_output
 
 clean:
-	rm -rf $(VENV) demo_output
+	rm -rf $(VENV) $(OLAH_VENV) demo_output

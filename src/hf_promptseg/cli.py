@@ -12,7 +12,9 @@ from collections.abc import Sequence
 CONVERT_COMMANDS: list[str] = [
     "hf_promptseg.models.sam.convert_sam_checkpoint:add_cli_parser",
 ]
-TOP_LEVEL_COMMANDS: list[str] = []
+TOP_LEVEL_COMMANDS: list[str] = [
+    "hf_promptseg.hub:add_cli_parser",
+]
 
 
 def _apply(hooks: Sequence[str], subparsers: argparse._SubParsersAction) -> None:

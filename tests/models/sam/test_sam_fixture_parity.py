@@ -170,7 +170,14 @@ def test_prompt_cases_match_reference(sam_fixture, converted, case_index):
 def test_converted_dir_has_expected_files(converted, tmp_path, sam_fixture):
     out = convert_sam_checkpoint(sam_fixture["checkpoint"], tmp_path / "out")
     names = sorted(p.name for p in out.iterdir())
-    assert names == ["config.json", "model.safetensors", "preprocessor_config.json", "processor_config.json"]
+    assert names == [
+        "README.md",
+        "config.json",
+        "model.safetensors",
+        "preprocessor_config.json",
+        "processor_config.json",
+    ]
+    assert "pipeline_tag: mask-generation" in (out / "README.md").read_text()
     preprocessor = json.loads((out / "preprocessor_config.json").read_text())
     assert preprocessor["image_processor_type"] == "HfPromptsegSamImageProcessor"
     config = json.loads((out / "config.json").read_text())

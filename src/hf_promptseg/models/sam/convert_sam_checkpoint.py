@@ -23,6 +23,7 @@ from pathlib import Path
 import torch
 from transformers import SamConfig, SamModel
 
+from hf_promptseg.hub import push_directory, write_model_card
 from hf_promptseg.models.sam.image_processing_sam import HfPromptsegSamImageProcessor
 from hf_promptseg.models.sam.processing_sam import HfPromptsegSamProcessor
 from hf_promptseg.utils import atomic_output_dir, load_checkpoint_state_dict
@@ -390,8 +391,8 @@ def convert_sam_checkpoint(
 ) -> Path:
     """Convert a segment-anything checkpoint into a directory `from_pretrained` and `pipeline` can load.
 
-    Writes `config.json`, `model.safetensors`, `preprocessor_config.json` and `processor_config.json` into
-    `out_dir` atomically (nothing is left half-written on error).
+    Writes `config.json`, `model.safetensors`, `preprocessor_config.json`, `processor_config.json` and a filled
+    model card (`README.md`) into `out_dir` atomically (nothing is left half-written on error).
 
     Args:
         checkpoint: `.pth` (a state dict, possibly wrapped in `{"model": ...}`; read with `weights_only=True`) or
@@ -420,9 +421,8 @@ def convert_sam_checkpoint(
         processor.save_pretrained(tmp)
         # pipeline("mask-generation") loads only an image processor, from preprocessor_config.json.
         processor.image_processor.save_pretrained(tmp)
+        write_model_card(tmp, kind="sam", repo_id=push_to_hub or Path(out_dir).name, source=Path(checkpoint).name)
     if push_to_hub:
-        from hf_promptseg.hub import push_directory
-
         push_directory(out_dir, push_to_hub, commit_message="Upload SAM converted by hf_promptseg")
     return Path(out_dir)
 
