@@ -14,6 +14,7 @@ CONVERT_COMMANDS: list[str] = [
 ]
 TOP_LEVEL_COMMANDS: list[str] = [
     "hf_promptseg.hub:add_cli_parser",
+    "hf_promptseg.demo:add_cli_parser",
 ]
 
 

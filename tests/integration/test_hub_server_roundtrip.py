@@ -9,38 +9,10 @@ import pytest
 import torch
 from huggingface_hub import ModelCard
 from peft import LoraConfig, get_peft_model
-from safetensors.torch import save_file
-from transformers import SamConfig, SamModel
+from transformers import SamModel
 
 from hf_promptseg.hub import push_to_hub
-from hf_promptseg.models.sam import convert_sam_checkpoint
-from hf_promptseg.models.sam.convert_sam_checkpoint import to_segment_anything_state_dict
-
-TINY_SAM = SamConfig(
-    vision_config={
-        "hidden_size": 32,
-        "num_hidden_layers": 2,
-        "num_attention_heads": 2,
-        "image_size": 256,
-        "window_size": 4,
-        "global_attn_indexes": [1],
-        "output_channels": 32,
-        "mlp_dim": 64,
-        "num_pos_feats": 16,
-    },
-    prompt_encoder_config={"hidden_size": 32, "image_size": 256, "mask_input_channels": 4},
-    mask_decoder_config={"hidden_size": 32, "mlp_dim": 64, "num_attention_heads": 4, "layer_norm_eps": 1e-5},
-)
-
-
-def _tiny_checkpoint(path: Path, seed: int) -> Path:
-    torch.manual_seed(seed)
-    model = SamModel(TINY_SAM)
-    with torch.no_grad():
-        for param in model.parameters():
-            param.normal_(0, 0.2)
-    save_file({k: v.contiguous() for k, v in to_segment_anything_state_dict(model.state_dict()).items()}, path)
-    return path
+from tests.testing_utils import tiny_sam_dir
 
 
 def _sha256_of_dir(local_dir: Path) -> dict[str, str]:
@@ -57,10 +29,7 @@ def local_outputs():
 
 def test_pushed_sam_comes_back_byte_identical_and_loads_by_repo_id(git_backed_push, tmp_path, local_outputs):
     server = git_backed_push
-    out = convert_sam_checkpoint(
-        _tiny_checkpoint(tmp_path / "sam.safetensors", seed=0), tmp_path / "sam", decoder_num_heads=4,
-        push_to_hub="org/sam-tiny",
-    )  # fmt: skip
+    out = tiny_sam_dir(tmp_path / "sam", seed=0, push_to_hub="org/sam-tiny")
     assert len(_git_log(server, "org/sam-tiny")) == 2, "the push must be exactly one commit"
 
     pulled = server.client("files", "org/sam-tiny")
@@ -78,12 +47,9 @@ def test_pushed_sam_comes_back_byte_identical_and_loads_by_repo_id(git_backed_pu
 
 def test_pinned_revision_and_branches_resolve_to_their_own_weights(git_backed_push, tmp_path, local_outputs):
     server = git_backed_push
-    first = convert_sam_checkpoint(
-        _tiny_checkpoint(tmp_path / "a.safetensors", seed=1), tmp_path / "a", decoder_num_heads=4,
-        push_to_hub="org/sam-versions",
-    )  # fmt: skip
+    first = tiny_sam_dir(tmp_path / "a", seed=1, push_to_hub="org/sam-versions")
     first_sha = _git_log(server, "org/sam-versions")[0]
-    second = convert_sam_checkpoint(_tiny_checkpoint(tmp_path / "b.safetensors", seed=2), tmp_path / "b")
+    second = tiny_sam_dir(tmp_path / "b", seed=2)
     push_to_hub(second, "org/sam-versions")
     push_to_hub(first, "org/sam-versions", revision="v1-branch")
 
@@ -101,9 +67,7 @@ def test_pinned_revision_and_branches_resolve_to_their_own_weights(git_backed_pu
 
 def test_lora_adapter_loads_by_repo_id_with_peft_and_load_adapter(git_backed_push, tmp_path, local_outputs):
     server = git_backed_push
-    base_dir = convert_sam_checkpoint(
-        _tiny_checkpoint(tmp_path / "base.safetensors", seed=3), tmp_path / "base", decoder_num_heads=4
-    )
+    base_dir = tiny_sam_dir(tmp_path / "base", seed=3)
     model = get_peft_model(
         SamModel.from_pretrained(base_dir, dtype=torch.float32),
         LoraConfig(r=4, target_modules=["qkv"], init_lora_weights=False),
