@@ -40,7 +40,7 @@ test-slow: install
 	$(PY) -m pytest -q -m slow
 
 demo: install
-	$(PY) examples/foundation_demo.py --out demo_output
+	$(VENV)/bin/hf-promptseg demo --out demo_output
 
 clean:
 	rm -rf $(VENV) $(OLAH_VENV) demo_output

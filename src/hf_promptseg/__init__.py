@@ -11,4 +11,6 @@ __version__ = "0.1.0.dev0"
 
 register_all()
 
-__all__ = ["__version__", "register_all"]
+from hf_promptseg.tuners import SamAdapterConfig  # noqa: E402
+
+__all__ = ["SamAdapterConfig", "__version__", "register_all"]

@@ -9,6 +9,8 @@ _REGISTRATION_HOOKS: list[str] = [
     "hf_promptseg.models.sam.image_processing_sam:register_sam_image_processor",
     "hf_promptseg.models.sam.processing_sam:register_sam_processor",
     "hf_promptseg.pipelines.mask_generation:register_mask_generation_pipeline",
+    "hf_promptseg.tuners.sam_adapter:register_sam_adapter",
+    "hf_promptseg.pipelines.image_segmentation:register_image_segmentation_pipeline",
 ]
 
 _registered = False

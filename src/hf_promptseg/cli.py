@@ -11,6 +11,7 @@ from collections.abc import Sequence
 # `set_defaults(func=...)`. The function gets the parsed namespace and returns an exit code.
 CONVERT_COMMANDS: list[str] = [
     "hf_promptseg.models.sam.convert_sam_checkpoint:add_cli_parser",
+    "hf_promptseg.models.sam_adapter.convert_sam_adapter_checkpoint:add_cli_parser",
 ]
 TOP_LEVEL_COMMANDS: list[str] = [
     "hf_promptseg.hub:add_cli_parser",

@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import torch
-from transformers import SamConfig, SamModel
+from transformers import SamConfig, SamModel, SamPromptEncoderConfig
 
 from hf_promptseg.hub import push_directory, write_model_card
 from hf_promptseg.models.sam.image_processing_sam import HfPromptsegSamImageProcessor
@@ -317,8 +317,14 @@ def infer_sam_config(
             "hidden_size": _require(sd, "prompt_encoder.no_mask_embed.weight").shape[1],
             "image_size": image_size,
             "patch_size": patch_size,
-            "mask_input_channels": _require(sd, "prompt_encoder.mask_downscaling.3.weight").shape[0],
-            "num_point_embeddings": _count_indexed(sd, r"^prompt_encoder\.point_embeddings\.(\d+)\."),
+            # SAM-Adapter checkpoints carry no point/mask prompt encoder: keep transformers' defaults there.
+            "mask_input_channels": (
+                sd["prompt_encoder.mask_downscaling.3.weight"].shape[0]
+                if "prompt_encoder.mask_downscaling.3.weight" in sd
+                else SamPromptEncoderConfig().mask_input_channels
+            ),
+            "num_point_embeddings": _count_indexed(sd, r"^prompt_encoder\.point_embeddings\.(\d+)\.")
+            or SamPromptEncoderConfig().num_point_embeddings,
         },
         mask_decoder_config={
             "hidden_size": decoder_dim,
@@ -371,7 +377,7 @@ def load_converted_weights(model: SamModel, converted: Mapping[str, torch.Tensor
 def build_sam_processor(config: SamConfig) -> HfPromptsegSamProcessor:
     """Processor matching segment-anything's preprocessing for `config`'s input size (longest side + pad)."""
     image_size = config.vision_config.image_size
-    mask_size = image_size // 4
+    mask_size = 4 * (image_size // config.vision_config.patch_size)  # the prompt encoder's mask-input resolution
     image_processor = HfPromptsegSamImageProcessor(
         size={"longest_edge": image_size},
         pad_size={"height": image_size, "width": image_size},

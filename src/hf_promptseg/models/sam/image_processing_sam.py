@@ -139,9 +139,42 @@ class HfPromptsegSamImageProcessor(SamImageProcessorPil):
         ((1, 3, 1024, 1024), [[683, 1024]])
     """
 
+    resize_modes = ("longest_edge", "square")
+
+    def __init__(self, resize_mode: str = "longest_edge", **kwargs: Any) -> None:
+        if resize_mode not in self.resize_modes:
+            raise ValueError(f"`resize_mode` must be one of {self.resize_modes}, got {resize_mode!r}")
+        super().__init__(**kwargs)
+        self.resize_mode = resize_mode
+
     def preprocess(self, images: Any, segmentation_maps: Any = None, **kwargs: Any) -> BatchFeature:
+        """`resize_mode="longest_edge"`: SAM's resize + pad. `"square"`: SAM-Adapter's reference preprocessing,
+        a plain bilinear resize to the padded size (aspect ratio not kept), then rescale and normalise."""
         validate_images(images)
-        return super().preprocess(_grayscale_arrays_to_rgb(images), segmentation_maps, **kwargs)
+        images = _grayscale_arrays_to_rgb(images)
+        if self.resize_mode == "longest_edge":
+            return super().preprocess(images, segmentation_maps, **kwargs)
+        if segmentation_maps is not None:
+            raise ValueError("`segmentation_maps` are not supported with `resize_mode='square'`")
+        return self._square_preprocess(images, kwargs.get("return_tensors"))
+
+    def _square_preprocess(self, images: Any, return_tensors: Any) -> BatchFeature:
+        height, width = self.pad_size["height"], self.pad_size["width"]
+        mean = np.asarray(self.image_mean, dtype=np.float32)[:, None, None]
+        std = np.asarray(self.image_std, dtype=np.float32)[:, None, None]
+        pixel_values, original_sizes = [], []
+        for image in _as_image_list(images):
+            picture = image if isinstance(image, Image.Image) else Image.fromarray(np.asarray(image))
+            original_sizes.append([picture.height, picture.width])
+            resized = np.asarray(picture.convert("RGB").resize((width, height), Image.BILINEAR))
+            scaled = resized.transpose(2, 0, 1).astype(np.float32) / np.float32(1 / self.rescale_factor)
+            pixel_values.append((scaled - mean) / std)
+        data = {
+            "pixel_values": np.stack(pixel_values).astype(np.float32),
+            "original_sizes": np.asarray(original_sizes, dtype=np.int64),
+            "reshaped_input_sizes": np.asarray([[height, width]] * len(pixel_values), dtype=np.int64),
+        }
+        return BatchFeature(data=data, tensor_type=return_tensors)
 
     def post_process_for_mask_generation(
         self,

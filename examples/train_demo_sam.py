@@ -1,0 +1,189 @@
+"""Train the embedded demo SAM: a small transformers `SamModel` that answers point and box prompts on procedural scenes.
+
+This is the recipe of the weights shipped in `hf_promptseg/assets/demo_sam` (`hf-promptseg demo`). It runs on CPU
+(or any accelerate set-up) with no download: scenes come from `hf_promptseg.data.scenes`, a fresh stream per step.
+
+    python examples/train_demo_sam.py --output-dir demo_sam_run            # resumable: rerun to continue
+    accelerate launch examples/train_demo_sam.py --output-dir demo_sam_run  # same, on several processes
+
+Two details matter when training SAM from scratch rather than fine-tuning:
+- transformers initialises the prompt encoder's random Fourier matrix with std `hidden_size // 2`, i.e. frequencies
+  so high that point and box positions become noise; segment-anything uses std 1 and keeps it fixed. We do the same.
+- Every image carries several prompts (one per sampled object, as a point and as a box), so one encoder pass feeds
+  many decoder targets; a single point is ambiguous, so only the best of SAM's three masks is penalised.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from accelerate import Accelerator
+from accelerate.utils import set_seed
+from tqdm.auto import tqdm
+from transformers import SamConfig, SamModel, get_cosine_schedule_with_warmup
+
+from hf_promptseg.data.scenes import make_scene
+from hf_promptseg.models.sam.convert_sam_checkpoint import build_sam_processor
+
+IMAGE_SIZE = 128
+PATCH_SIZE = 8
+
+
+def demo_sam_config() -> SamConfig:
+    """A 1.8 M-parameter SAM at 128×128 input (16×16 image tokens, 64×64 low-resolution masks)."""
+    return SamConfig(
+        vision_config={
+            "hidden_size": 128,
+            "num_hidden_layers": 4,
+            "num_attention_heads": 4,
+            "mlp_dim": 512,
+            "image_size": IMAGE_SIZE,
+            "patch_size": PATCH_SIZE,
+            "window_size": 8,
+            "global_attn_indexes": [1, 3],
+            "output_channels": 128,
+            "num_pos_feats": 64,
+        },
+        prompt_encoder_config={
+            "hidden_size": 128,
+            "image_size": IMAGE_SIZE,
+            "patch_size": PATCH_SIZE,
+            "mask_input_channels": 16,
+        },
+        mask_decoder_config={
+            "hidden_size": 128,
+            "mlp_dim": 512,
+            "num_attention_heads": 4,
+            "iou_head_hidden_dim": 128,
+            "layer_norm_eps": 1e-5,
+        },
+    )
+
+
+def build_model(seed: int) -> SamModel:
+    torch.manual_seed(seed)
+    model = SamModel(demo_sam_config())
+    with torch.no_grad():
+        model.shared_image_embedding.positional_embedding.normal_(0.0, 1.0)
+    model.shared_image_embedding.positional_embedding.requires_grad_(False)
+    return model
+
+
+def sample_batch(rng: np.random.Generator, images: int, prompts_per_image: int, processor) -> dict[str, torch.Tensor]:
+    """Images with `prompts_per_image` objects each: GT masks, one random interior point and a jittered box."""
+    pictures, masks, points, boxes = [], [], [], []
+    while len(pictures) < images:
+        scene = make_scene(rng, IMAGE_SIZE, IMAGE_SIZE)
+        if not scene.masks:
+            continue
+        chosen = rng.choice(len(scene.masks), prompts_per_image, replace=len(scene.masks) < prompts_per_image)
+        scene_points, scene_boxes = [], []
+        for index in chosen:
+            ys, xs = np.nonzero(scene.masks[index])
+            pick = rng.integers(len(ys))
+            scene_points.append([[xs[pick] + 0.5, ys[pick] + 0.5]])
+            x0, y0, x1, y1 = xs.min(), ys.min(), xs.max() + 1, ys.max() + 1
+            jitter = rng.normal(0, 0.05 * max(x1 - x0, y1 - y0), 4)
+            scene_boxes.append([x0 + jitter[0], y0 + jitter[1], x1 + jitter[2], y1 + jitter[3]])
+        pictures.append(scene.image)
+        masks.append(np.stack([scene.masks[i] for i in chosen]))
+        points.append(scene_points)
+        boxes.append(scene_boxes)
+    pixel_values = processor.image_processor(pictures, return_tensors="pt")["pixel_values"]
+    return {
+        "pixel_values": pixel_values,
+        "masks": torch.from_numpy(np.stack(masks)).float(),
+        "points": torch.tensor(np.array(points), dtype=torch.float32),
+        "boxes": torch.tensor(np.array(boxes), dtype=torch.float32),
+    }
+
+
+def mask_losses(low_res_logits: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-candidate BCE + Dice (B, P, M) at input resolution, and the IoU each candidate reaches."""
+    batch, prompts, candidates, height, width = low_res_logits.shape
+    logits = F.interpolate(low_res_logits.flatten(0, 1), size=targets.shape[-2:], mode="bilinear", align_corners=False)
+    logits = logits.view(batch, prompts, candidates, *targets.shape[-2:])
+    target = targets[:, :, None].expand_as(logits)
+    bce = F.binary_cross_entropy_with_logits(logits, target, reduction="none").mean((-2, -1))
+    probability = logits.sigmoid()
+    dice = 1 - (2 * (probability * target).sum((-2, -1)) + 1) / (probability.sum((-2, -1)) + target.sum((-2, -1)) + 1)
+    predicted, truth = logits > 0, target > 0.5
+    iou = (predicted & truth).sum((-2, -1)) / (predicted | truth).sum((-2, -1)).clamp(min=1)
+    return bce + dice, iou.float()
+
+
+def training_loss(model: SamModel, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
+    image_embeddings = model.vision_encoder(pixel_values=batch["pixel_values"]).last_hidden_state
+    labels = torch.ones(batch["points"].shape[:3], dtype=torch.long, device=batch["points"].device)
+    by_point = model(
+        image_embeddings=image_embeddings, input_points=batch["points"], input_labels=labels, multimask_output=True
+    )
+    by_box = model(image_embeddings=image_embeddings, input_boxes=batch["boxes"], multimask_output=False)
+    total, logs = 0.0, {}
+    for name, outputs in (("point", by_point), ("box", by_box)):
+        losses, ious = mask_losses(outputs.pred_masks, batch["masks"])
+        best = losses.argmin(-1, keepdim=True)
+        total = total + losses.gather(-1, best).mean() + F.mse_loss(outputs.iou_scores, ious)
+        logs[f"iou_{name}"] = float(ious.gather(-1, best).mean())
+    return total, logs
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--output-dir", type=Path, required=True)
+    parser.add_argument("--steps", type=int, default=5000)
+    parser.add_argument("--images-per-step", type=int, default=8)
+    parser.add_argument("--prompts-per-image", type=int, default=4)
+    parser.add_argument("--learning-rate", type=float, default=1e-3)
+    parser.add_argument("--warmup-steps", type=int, default=250)
+    parser.add_argument("--checkpoint-every", type=int, default=250)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+
+    accelerator = Accelerator()
+    set_seed(args.seed)
+    model = build_model(args.seed)
+    processor = build_sam_processor(model.config)
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=args.learning_rate)
+    scheduler = get_cosine_schedule_with_warmup(optimizer, args.warmup_steps, args.steps)
+    model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
+    state_dir = args.output_dir / "state"
+    start = 0
+    if (state_dir / "progress.json").is_file():
+        accelerator.load_state(state_dir)
+        start = json.loads((state_dir / "progress.json").read_text())["step"]
+    # One independent scene stream per process and resume point, so ranks and restarts never repeat scenes.
+    rng = np.random.default_rng([args.seed, accelerator.process_index, start])
+    progress = tqdm(range(start, args.steps), initial=start, total=args.steps, disable=not accelerator.is_main_process)
+    for step in progress:
+        batch = sample_batch(rng, args.images_per_step, args.prompts_per_image, processor)
+        batch = {k: v.to(accelerator.device) for k, v in batch.items()}
+        loss, logs = training_loss(model, batch)
+        accelerator.backward(loss)
+        accelerator.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad()
+        progress.set_postfix(loss=f"{loss.item():.3f}", **{k: f"{v:.2f}" for k, v in logs.items()})
+        if (step + 1) % args.checkpoint_every == 0 or step + 1 == args.steps:
+            accelerator.save_state(state_dir)
+            if accelerator.is_main_process:
+                (state_dir / "progress.json").write_text(json.dumps({"step": step + 1}))
+    if accelerator.is_main_process:
+        final = accelerator.unwrap_model(model)
+        final.save_pretrained(args.output_dir / "model")
+        processor.save_pretrained(args.output_dir / "model")
+        processor.image_processor.save_pretrained(args.output_dir / "model")
+    accelerator.end_training()
+    if not math.isfinite(loss.item()):
+        raise SystemExit("training diverged (non-finite loss)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,89 @@
+"""Prompt-free prediction with SAM-Adapter (COD, shadow, polyp): probability maps at each image's original size.
+
+Example:
+
+```python
+import hf_promptseg
+from peft import PeftModel
+from transformers import SamModel
+from hf_promptseg.models.sam_adapter.predict import predict_masks
+
+model = PeftModel.from_pretrained(SamModel.from_pretrained("cod-adapter/base"), "cod-adapter/adapter")
+probabilities = predict_masks(model, ["animal.jpg"])  # [(H, W) float32 in [0, 1]]
+```
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from hf_promptseg.models.sam.image_processing_sam import HfPromptsegSamImageProcessor
+
+
+def reference_image_processor(image_size: int = 1024) -> HfPromptsegSamImageProcessor:
+    """SAM-Adapter's own preprocessing: bilinear resize to `image_size`² (aspect not kept), ImageNet mean/std."""
+    return HfPromptsegSamImageProcessor(
+        resize_mode="square",
+        size={"longest_edge": image_size},
+        pad_size={"height": image_size, "width": image_size},
+    )
+
+
+def reference_pixel_values(images: Sequence[Any], size: int = 1024) -> torch.Tensor:
+    return reference_image_processor(size)(list(images), return_tensors="pt")["pixel_values"]
+
+
+def _sam_config(model: torch.nn.Module):
+    config = getattr(model, "config", None)
+    if config is None or not hasattr(config, "vision_config"):
+        raise TypeError(f"`model` must be a SAM model (or a PeftModel over one), got {type(model).__name__}")
+    return config
+
+
+@torch.no_grad()
+def predict_logits(model: torch.nn.Module, pixel_values: torch.Tensor) -> torch.Tensor:
+    """(B, S, S) mask logits at input resolution from the prompt-free path (`multimask_output=False`)."""
+    image_size = _sam_config(model).vision_config.image_size
+    if pixel_values.ndim != 4 or tuple(pixel_values.shape[-2:]) != (image_size, image_size):
+        raise ValueError(
+            f"`pixel_values` must be (B, 3, {image_size}, {image_size}) for this model, got {tuple(pixel_values.shape)}"
+        )
+    outputs = model(pixel_values=pixel_values, multimask_output=False)
+    return F.interpolate(outputs.pred_masks[:, 0], (image_size, image_size), mode="bilinear", align_corners=False)[
+        :, 0
+    ]
+
+
+@torch.no_grad()
+def predict_masks(
+    model: torch.nn.Module,
+    images: Sequence[Any],
+    image_processor: HfPromptsegSamImageProcessor | None = None,
+    batch_size: int = 1,
+) -> list[np.ndarray]:
+    """Foreground probability maps (H, W) float32 in [0, 1], one per image, at the image's original size.
+
+    `image_processor` defaults to the reference preprocessing at the model's input size; pass a SAM processor
+    (`resize_mode="longest_edge"`) for models fine-tuned with SAM's own resize + pad.
+    """
+    if batch_size < 1:
+        raise ValueError(f"`batch_size` must be positive, got {batch_size}")
+    if isinstance(images, (Image.Image, np.ndarray)):
+        images = [images]
+    processor = image_processor or reference_image_processor(_sam_config(model).vision_config.image_size)
+    device = next(model.parameters()).device
+    maps = []
+    for start in range(0, len(images), batch_size):
+        inputs = processor(list(images[start : start + batch_size]), return_tensors="pt")
+        logits = predict_logits(model, inputs["pixel_values"].to(device))
+        for logit, reshaped, original in zip(logits, inputs["reshaped_input_sizes"], inputs["original_sizes"]):
+            cropped = logit[None, None, : int(reshaped[0]), : int(reshaped[1])]
+            full = F.interpolate(cropped, tuple(int(v) for v in original), mode="bilinear", align_corners=False)
+            maps.append(full[0, 0].sigmoid().float().cpu().numpy())
+    return maps

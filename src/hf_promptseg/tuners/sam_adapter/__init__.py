@@ -1,0 +1,30 @@
+"""SAM-Adapter as a PEFT method: `SamAdapterConfig` + `SamAdapterModel`, registered with PEFT at import."""
+
+from hf_promptseg.tuners.sam_adapter.config import SamAdapterConfig, SamPeftType
+from hf_promptseg.tuners.sam_adapter.layer import SamAdapterLayer, highpass_magnitude
+from hf_promptseg.tuners.sam_adapter.model import SamAdapterModel
+
+
+def register_sam_adapter() -> None:
+    """Make PEFT (and transformers' `load_adapter`) resolve `peft_type: "SAM_ADAPTER"`.
+
+    `peft.register_peft_method` only accepts members of PEFT's closed `PeftType` enum, so our type object (a
+    str-Enum member, which hashes and compares equal to its JSON string) is written into PEFT's three mapping
+    dicts directly. Tested against the pinned PEFT range by `tests/tuners/sam_adapter/test_peft_registry.py`.
+    """
+    from peft import mapping
+
+    peft_type = SamPeftType.SAM_ADAPTER
+    mapping.PEFT_TYPE_TO_CONFIG_MAPPING[peft_type] = SamAdapterConfig
+    mapping.PEFT_TYPE_TO_TUNER_MAPPING[peft_type] = SamAdapterModel
+    mapping.PEFT_TYPE_TO_PREFIX_MAPPING[peft_type] = SamAdapterModel.prefix
+
+
+__all__ = [
+    "SamAdapterConfig",
+    "SamAdapterLayer",
+    "SamAdapterModel",
+    "SamPeftType",
+    "highpass_magnitude",
+    "register_sam_adapter",
+]
