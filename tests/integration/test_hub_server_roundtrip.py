@@ -87,3 +87,24 @@ def _git_log(server, repo_id: str) -> list[str]:
     from tests.integration.conftest import _git
 
     return _git(server.repo_dir(repo_id), "log", "--format=%H", "main").split()
+
+
+def test_sam_adapter_loads_by_repo_id_with_peft_and_load_adapter(git_backed_push, tmp_path, local_outputs):
+    import hf_promptseg
+
+    server = git_backed_push
+    base_dir = tiny_sam_dir(tmp_path / "base", seed=4)
+    model = get_peft_model(
+        SamModel.from_pretrained(base_dir, dtype=torch.float32), hf_promptseg.SamAdapterConfig(scale_factor=8)
+    )
+    push_to_hub(
+        model, "org/sam-adapter", base_model="org/sam-base", eval_results={"s_measure": 0.5}, eval_dataset="synthetic"
+    )
+
+    card = ModelCard.load(server.repo_dir("org/sam-adapter") / "README.md")
+    assert card.data.library_name == "peft" and "SAM-Adapter adapter" in card.text
+    assert card.data.eval_results[0].metric_value == 0.5
+    loaded = server.client("peft", "org/sam-adapter", "--base", str(base_dir))
+    expected = local_outputs(model)
+    assert loaded["peft_output"] == pytest.approx(expected, rel=1e-5)
+    assert loaded["load_adapter_output"] == pytest.approx(expected, rel=1e-5)
