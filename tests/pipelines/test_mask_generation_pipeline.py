@@ -67,3 +67,28 @@ def test_bad_images_are_refused(generator):
         generator(np.zeros((20, 30, 4, 2), dtype=np.uint8)[..., 0, :].repeat(3, axis=-1)[..., :5])
     with pytest.raises(TypeError, match="dtype float16|dtype int64"):
         generator(np.zeros((20, 30, 3), dtype=np.int64))
+
+
+def test_sam_hq_runs_single_and_batched(tmp_path):
+    from transformers import SamHQConfig, SamHQModel
+
+    from hf_promptseg.models.sam.convert_sam_checkpoint import build_sam_processor
+    from tests.testing_utils import TINY_SAM
+
+    config = SamHQConfig(
+        vision_config=TINY_SAM.vision_config.to_dict(),
+        prompt_encoder_config=TINY_SAM.prompt_encoder_config.to_dict(),
+        mask_decoder_config={**TINY_SAM.mask_decoder_config.to_dict(), "vit_dim": 32},
+    )
+    torch.manual_seed(0)
+    SamHQModel(config).eval().save_pretrained(tmp_path)
+    build_sam_processor(config).image_processor.save_pretrained(tmp_path)
+    hq = pipeline("mask-generation", model=str(tmp_path), dtype=torch.float32)
+    rng = np.random.RandomState(0)
+    images = [Image.fromarray(rng.randint(0, 255, (64, 80, 3), dtype=np.uint8)) for _ in range(3)]
+    options = {"points_per_batch": 8, "points_per_crop": 4, "pred_iou_thresh": 0, "stability_score_thresh": 0}
+    single = [hq(image, **options) for image in images]
+    batched = hq(images, batch_size=2, **options)
+    for one, many in zip(single, batched):
+        assert len(one["masks"]) == len(many["masks"]) >= 1
+        assert np.allclose(np.asarray(one["scores"]), np.asarray(many["scores"]), atol=1e-5)

@@ -17,6 +17,23 @@ from transformers.utils import logging
 from hf_promptseg.models.sam.image_processing_sam import validate_images
 
 
+def _stack_intermediate(intermediate: Any) -> list[torch.Tensor]:
+    """SAM-HQ's per-layer ViT features as a list of (B, H, W, C) tensors, whatever nesting chunking/collation left.
+
+    A chunk carries the list returned by `get_image_embeddings`; the pipeline's iterators may wrap it once more,
+    and collating `batch_size > 1` chunks gives one list per layer of per-chunk tensors.
+    """
+    while (
+        isinstance(intermediate, (list, tuple))
+        and len(intermediate) == 1
+        and isinstance(intermediate[0], (list, tuple))
+    ):
+        intermediate = intermediate[0]
+    if isinstance(intermediate, (list, tuple)) and intermediate and isinstance(intermediate[0], (list, tuple)):
+        return [torch.cat(list(layer), dim=0) for layer in intermediate]
+    return list(intermediate)
+
+
 class HfPromptsegMaskGenerationPipeline(MaskGenerationPipeline):
     """Automatic mask generation with SAM-family models.
 
@@ -61,6 +78,8 @@ class HfPromptsegMaskGenerationPipeline(MaskGenerationPipeline):
         reshaped_input_sizes = model_inputs.pop("reshaped_input_sizes").reshape(batch, 2).tolist()
         full_image_sizes = model_inputs.pop("full_image_size").reshape(batch, 2).tolist()
 
+        if "intermediate_embeddings" in model_inputs:
+            model_inputs["intermediate_embeddings"] = _stack_intermediate(model_inputs["intermediate_embeddings"])
         model_outputs = self.model(**model_inputs)
         low_resolution_masks = model_outputs["pred_masks"]
         iou_scores = model_outputs["iou_scores"]

@@ -184,3 +184,20 @@ def test_peft_registry_shape_we_rely_on():
     assert mapping.PEFT_TYPE_TO_PREFIX_MAPPING["SAM_ADAPTER"] == "sam_adapter_"
     assert "SAM_ADAPTER" not in [member.value for member in PeftType], "PEFT now ships SAM_ADAPTER: revisit"
     assert hf_promptseg.SamAdapterConfig is SamAdapterConfig
+
+
+def test_torch_compile_matches_eager(pixel_values):
+    model = _adapted().eval()
+    expected = _masks(model, pixel_values)
+    compiled = torch.compile(model.base_model.model.vision_encoder, backend="aot_eager")
+    with torch.no_grad():
+        eager = model.base_model.model.vision_encoder(pixel_values).last_hidden_state
+        assert torch.allclose(compiled(pixel_values).last_hidden_state, eager, atol=1e-5)
+    assert torch.equal(_masks(model, pixel_values), expected)
+
+
+def test_sdpa_and_eager_attention_agree(pixel_values):
+    model = _adapted().eval()
+    sdpa = _masks(model, pixel_values)
+    model.base_model.model.set_attn_implementation("eager")
+    assert torch.allclose(_masks(model, pixel_values), sdpa, atol=1e-5)
