@@ -50,3 +50,32 @@ def test_bad_arguments(random_sam_dir, tmp_path):
         run_demo(random_sam_dir, tmp_path, num_eval_scenes=0)
     with pytest.raises(ValueError, match="`points_per_side` must be positive"):
         run_demo(random_sam_dir, tmp_path, points_per_side=0)
+
+
+def test_shipped_demo_sam_reproduces_its_card_and_holds_its_level():
+    """The embedded weights, re-evaluated on the card's held-out set (64 scenes, seed 7, 128²)."""
+    from huggingface_hub import ModelCard
+
+    from hf_promptseg.data.scenes import make_scenes
+    from hf_promptseg.demo import DEFAULT_EVAL_SEED, PromptedSegmenter, default_model_path, evaluate_prompts
+
+    card = ModelCard.load(f"{default_model_path()}/README.md")
+    recorded = {m.metric_type: m.metric_value for m in card.data.eval_results}
+    metrics = evaluate_prompts(PromptedSegmenter(default_model_path()), make_scenes(64, DEFAULT_EVAL_SEED, 128, 128))
+    assert metrics["mean_iou_point"] == pytest.approx(recorded["mean_iou_point"], abs=1e-6)
+    assert metrics["mean_iou_box"] == pytest.approx(recorded["mean_iou_box"], abs=1e-6)
+    assert metrics["mean_iou_point"] >= 0.70 and metrics["mean_iou_box"] >= 0.75
+
+
+@pytest.mark.xfail(
+    strict=True, reason="issue 6 targets (0.80 point / 0.85 box) not reached yet by the shipped weights"
+)
+def test_shipped_demo_sam_meets_the_iou_targets():
+    from huggingface_hub import ModelCard
+
+    from hf_promptseg.demo import default_model_path
+
+    recorded = {
+        m.metric_type: m.metric_value for m in ModelCard.load(f"{default_model_path()}/README.md").data.eval_results
+    }
+    assert recorded["mean_iou_point"] >= 0.80 and recorded["mean_iou_box"] >= 0.85

@@ -16,6 +16,8 @@ CONVERT_COMMANDS: list[str] = [
 TOP_LEVEL_COMMANDS: list[str] = [
     "hf_promptseg.hub:add_cli_parser",
     "hf_promptseg.demo:add_cli_parser",
+    "hf_promptseg.train:add_cli_parser",
+    "hf_promptseg.evaluation:add_cli_parser",
 ]
 
 
@@ -36,7 +38,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra_args = parser.parse_known_args(argv)
+    if extra_args and not getattr(args, "accepts_extra_args", False):
+        parser.error(f"unrecognized arguments: {' '.join(extra_args)}")
+    args.extra_args = extra_args
     try:
         return int(args.func(args) or 0)
     except (ValueError, TypeError, FileNotFoundError, FileExistsError) as err:

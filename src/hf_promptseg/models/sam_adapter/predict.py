@@ -46,18 +46,21 @@ def _sam_config(model: torch.nn.Module):
     return config
 
 
+def prompt_free_logits(model: torch.nn.Module, pixel_values: torch.Tensor) -> torch.Tensor:
+    """(B, 1, S, S) mask logits at input size from SAM's prompt-free path (`multimask_output=False`), with grads."""
+    outputs = model(pixel_values=pixel_values, multimask_output=False)
+    return F.interpolate(outputs.pred_masks[:, 0], pixel_values.shape[-2:], mode="bilinear", align_corners=False)
+
+
 @torch.no_grad()
 def predict_logits(model: torch.nn.Module, pixel_values: torch.Tensor) -> torch.Tensor:
-    """(B, S, S) mask logits at input resolution from the prompt-free path (`multimask_output=False`)."""
+    """(B, S, S) mask logits at input resolution from the prompt-free path."""
     image_size = _sam_config(model).vision_config.image_size
     if pixel_values.ndim != 4 or tuple(pixel_values.shape[-2:]) != (image_size, image_size):
         raise ValueError(
             f"`pixel_values` must be (B, 3, {image_size}, {image_size}) for this model, got {tuple(pixel_values.shape)}"
         )
-    outputs = model(pixel_values=pixel_values, multimask_output=False)
-    return F.interpolate(outputs.pred_masks[:, 0], (image_size, image_size), mode="bilinear", align_corners=False)[
-        :, 0
-    ]
+    return prompt_free_logits(model, pixel_values)[:, 0]
 
 
 @torch.no_grad()

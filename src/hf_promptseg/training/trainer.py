@@ -1,0 +1,354 @@
+"""Accelerate-native fine-tuning of SAM for prompt-free segmentation (SAM-Adapter, LoRA, full or decoder-only).
+
+One loop for one process or many (`accelerate launch` / `torchrun`): accelerate wraps the model in DDP and keeps it
+wrapped, so gradients are all-reduced; each rank reads its own shard; validation covers the **whole** validation
+set (gathered across ranks) under `torch.inference_mode()`. State is saved with `accelerator.save_state` and a run
+restarted with the same output directory continues where it stopped, ending with the same weights as an
+uninterrupted run (sampler order, augmentations and optimizer state are all functions of the saved step).
+
+Run directory:
+- `checkpoint/`: resumable state (accelerate state + `progress.json`) and `best_trainable.safetensors`;
+- `best/`: the best model by `metric_for_best` on the validation set (`save_pretrained`; adapters only for PEFT
+  methods, plus `base/` when the base model is a random preset), with a model card carrying the eval results;
+- `metrics.json`: `before` / `after` validation metrics, best epoch and the per-epoch history.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from accelerate import Accelerator, DataLoaderConfiguration, DistributedDataParallelKwargs
+from accelerate.utils import broadcast_object_list, set_seed
+from safetensors.torch import load_file, save_file
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+
+from hf_promptseg.data.segmentation import (
+    SegmentationTransform,
+    collate_segmentation,
+    load_segmentation_dataset,
+    random_flip_scale_crop,
+)
+from hf_promptseg.metrics import METRIC_DIRECTIONS, make_accumulator
+from hf_promptseg.models.sam_adapter.predict import prompt_free_logits, reference_image_processor
+from hf_promptseg.training.arguments import DataArguments, ModelArguments, SegmentationTrainingArguments
+from hf_promptseg.training.losses import build_loss
+from hf_promptseg.training.modeling import build_training_model, load_base_model, sam_core
+from hf_promptseg.utils.files import atomic_output_dir
+
+PROGRESS_FILE = "progress.json"
+BEST_TRAINABLE_FILE = "best_trainable.safetensors"
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    partial = path.with_name(f".{path.name}.tmp")
+    partial.write_text(text)
+    partial.replace(path)
+
+
+def build_datasets(data_args: DataArguments, image_size: int, seed: int):
+    """Train and validation `datasets.Dataset`s with the `SegmentationTransform` attached."""
+    if not data_args.train_data:
+        raise ValueError("`train_data` is required (a folder, parquet, Hub id or 'synthetic:<count>')")
+    train = load_segmentation_dataset(data_args.train_data, "train", data_args.image_column, data_args.mask_column)
+    if data_args.validation_data:
+        validation = load_segmentation_dataset(
+            data_args.validation_data, "validation", data_args.image_column, data_args.mask_column
+        )
+    else:
+        if len(train) < 2:
+            raise ValueError("`train_data` needs at least 2 samples to split off a validation set")
+        split = train.train_test_split(test_size=data_args.validation_fraction, seed=seed)
+        train, validation = split["train"], split["test"]
+    transform = SegmentationTransform(image_size)
+    return train.with_transform(transform), validation.with_transform(transform)
+
+
+def _trainable_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {name: param.detach().cpu().clone() for name, param in model.named_parameters() if param.requires_grad}
+
+
+def _load_trainable_state(model: torch.nn.Module, state: dict[str, torch.Tensor]) -> None:
+    parameters = dict(model.named_parameters())
+    with torch.no_grad():
+        for name, value in state.items():
+            parameters[name].copy_(value)
+
+
+@torch.inference_mode()
+def evaluate_model(
+    model: torch.nn.Module, dataloader: DataLoader, accelerator: Accelerator, metric_set: str
+) -> dict[str, float]:
+    """Validation metrics over the whole (sharded) set; every rank returns the same numbers."""
+    model.eval()
+    accumulator = make_accumulator(metric_set) if accelerator.is_main_process else None
+    progress = tqdm(dataloader, desc="validation", leave=False, disable=not accelerator.is_main_process)
+    for batch in progress:
+        probabilities = prompt_free_logits(model, batch["pixel_values"]).float().sigmoid()
+        probabilities, labels = accelerator.gather_for_metrics((probabilities, batch["labels"]))
+        if accumulator is not None:
+            for probability, label in zip(probabilities[:, 0].cpu().numpy(), labels[:, 0].cpu().numpy()):
+                accumulator.update(probability, label)
+    results = [accumulator.results() if accumulator is not None else None]
+    broadcast_object_list(results, from_process=0)
+    model.train()
+    return results[0]
+
+
+class SegmentationTrainer:
+    """Fine-tunes SAM on image/mask pairs with the prompt-free decoder path.
+
+    Example (a tiny random SAM on synthetic camouflage images; runs offline in about a minute on 2 cores):
+
+    ```python
+    from hf_promptseg.training import DataArguments, ModelArguments, SegmentationTrainer, SegmentationTrainingArguments
+
+    trainer = SegmentationTrainer(
+        ModelArguments(base_model="random:tiny", method="sam_adapter"),
+        DataArguments(train_data="synthetic:64", validation_data="synthetic:16:1"),
+        SegmentationTrainingArguments(output_dir="run", num_train_epochs=2, learning_rate=1e-3),
+    )
+    metrics = trainer.train()  # {"before": {...}, "after": {...}, ...}
+    ```
+    """
+
+    def __init__(
+        self,
+        model_args: ModelArguments,
+        data_args: DataArguments,
+        training_args: SegmentationTrainingArguments,
+    ) -> None:
+        if not training_args.output_dir:
+            raise ValueError("`output_dir` is required")
+        if training_args.metric_for_best not in METRIC_DIRECTIONS:
+            raise ValueError(f"`metric_for_best` must be one of {sorted(METRIC_DIRECTIONS)}")
+        self.model_args, self.data_args, self.args = model_args, data_args, training_args
+        self.output_dir = Path(training_args.output_dir)
+        self.accelerator = Accelerator(
+            mixed_precision=training_args.mixed_precision,
+            gradient_accumulation_steps=training_args.gradient_accumulation_steps,
+            dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True),
+            # The prompt-free loss never reaches the IoU head (and LoRA/full leave other parts idle).
+            kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)],
+        )
+        set_seed(training_args.seed)
+        self.loss_fn = build_loss(training_args.loss)
+        self.model = build_training_model(model_args)
+        self.image_size = data_args.image_size or sam_core(self.model).config.vision_config.image_size
+        if training_args.activation_checkpointing:
+            sam_core(self.model).activation_checkpointing_enable()
+        train, validation = build_datasets(data_args, self.image_size, training_args.seed)
+        self.train_loader = DataLoader(
+            train, batch_size=training_args.per_device_train_batch_size, shuffle=True, collate_fn=collate_segmentation
+        )
+        self.eval_loader = DataLoader(
+            validation, batch_size=training_args.per_device_eval_batch_size, collate_fn=collate_segmentation
+        )
+        trainable = [param for param in self.model.parameters() if param.requires_grad]
+        self.optimizer = torch.optim.AdamW(
+            trainable, lr=training_args.learning_rate, weight_decay=training_args.weight_decay
+        )
+        self.train_loader, self.eval_loader = self.accelerator.prepare(self.train_loader, self.eval_loader)
+        self.steps_per_epoch = math.ceil(len(self.train_loader) / training_args.gradient_accumulation_steps)
+        if training_args.max_steps > 0:
+            self.total_steps = training_args.max_steps
+        else:
+            self.total_steps = self.steps_per_epoch * training_args.num_train_epochs
+        from transformers import get_cosine_with_min_lr_schedule_with_warmup
+
+        # accelerate steps a prepared scheduler once per process for every optimizer step.
+        processes = self.accelerator.num_processes
+        scheduler = get_cosine_with_min_lr_schedule_with_warmup(
+            self.optimizer,
+            training_args.warmup_steps * processes,
+            self.total_steps * processes,
+            min_lr=training_args.min_learning_rate,
+        )
+        self.model, self.optimizer, self.scheduler = self.accelerator.prepare(self.model, self.optimizer, scheduler)
+        self.checkpoint_dir = self.output_dir / "checkpoint"
+
+    # -- state --------------------------------------------------------------------------------------------------
+    def _new_progress(self) -> dict[str, Any]:
+        return {"step": 0, "epoch": 0, "batches_in_epoch": 0, "best": None, "best_epoch": None, "history": []}
+
+    def _save_state(self, progress: dict[str, Any]) -> None:
+        self.accelerator.save_state(self.checkpoint_dir)
+        if self.accelerator.is_main_process:
+            _atomic_write_text(self.checkpoint_dir / PROGRESS_FILE, json.dumps(progress, indent=2))
+        self.accelerator.wait_for_everyone()
+
+    def _load_progress(self) -> dict[str, Any]:
+        path = self.checkpoint_dir / PROGRESS_FILE
+        if not path.is_file():
+            return self._new_progress()
+        self.accelerator.load_state(self.checkpoint_dir)
+        return json.loads(path.read_text())
+
+    def _augmentation_generator(self, step: int, micro_step: int) -> torch.Generator:
+        """Draws depend on (seed, rank, step) only, so a resumed run repeats the uninterrupted run's batches."""
+        entropy = [self.args.seed, self.accelerator.process_index, step, micro_step]
+        return torch.Generator().manual_seed(int(np.random.SeedSequence(entropy).generate_state(1)[0]))
+
+    # -- evaluation and saving ----------------------------------------------------------------------------------
+    def evaluate(self) -> dict[str, float]:
+        return evaluate_model(self.model, self.eval_loader, self.accelerator, self.args.metric_set)
+
+    def _is_better(self, value: float, best: float | None) -> bool:
+        return (
+            best is None
+            or value * METRIC_DIRECTIONS[self.args.metric_for_best]
+            > best * METRIC_DIRECTIONS[self.args.metric_for_best]
+        )
+
+    def _remember_best(self) -> None:
+        if self.accelerator.is_main_process:
+            state = _trainable_state(self.accelerator.unwrap_model(self.model))
+            partial = self.checkpoint_dir / f".{BEST_TRAINABLE_FILE}.tmp"
+            self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
+            save_file({k: v.contiguous() for k, v in state.items()}, partial)
+            partial.replace(self.checkpoint_dir / BEST_TRAINABLE_FILE)
+        self.accelerator.wait_for_everyone()
+
+    def _restore_best(self) -> None:
+        path = self.checkpoint_dir / BEST_TRAINABLE_FILE
+        if path.is_file():
+            _load_trainable_state(self.accelerator.unwrap_model(self.model), load_file(path))
+
+    def save_best(self, metrics: dict[str, float]) -> Path:
+        """`save_pretrained` of the (restored) best model into `output_dir/best`, with a filled model card."""
+        from hf_promptseg.hub import write_model_card
+
+        target = self.output_dir / "best"
+        if self.accelerator.is_main_process:
+            model = self.accelerator.unwrap_model(self.model)
+            with atomic_output_dir(target, overwrite=True) as tmp:
+                model.save_pretrained(tmp)
+                is_peft = (tmp / "adapter_config.json").is_file()
+                if not is_peft:
+                    reference_image_processor(self.image_size).save_pretrained(tmp)
+                if is_peft and self.model_args.base_model.startswith("random:"):
+                    # The base is frozen under PEFT methods, so re-creating it from its seed gives the same weights.
+                    load_base_model(self.model_args.base_model, self.model_args.model_seed).save_pretrained(
+                        tmp / "base"
+                    )
+                write_model_card(
+                    tmp,
+                    kind="sam_adapter" if self.model_args.method == "sam_adapter" else "sam",
+                    base_model=None
+                    if self.model_args.base_model.startswith("random:")
+                    else self.model_args.base_model,
+                    eval_results=metrics,
+                    eval_dataset=self.data_args.validation_data or f"{self.data_args.train_data} (held-out split)",
+                    training=self._training_summary(),
+                )
+        self.accelerator.wait_for_everyone()
+        return target
+
+    def _training_summary(self) -> str:
+        args = self.args
+        return (
+            f"{self.model_args.method} on `{self.data_args.train_data}`, {self.total_steps} steps, AdamW lr "
+            f"{args.learning_rate} (wd {args.weight_decay}) cosine to {args.min_learning_rate}, batch "
+            f"{args.per_device_train_batch_size}×{args.gradient_accumulation_steps}×{self.accelerator.num_processes}"
+            f", loss {args.loss}, input {self.image_size}², hf_promptseg.training."
+        )
+
+    # -- loop ---------------------------------------------------------------------------------------------------
+    def train(self) -> dict[str, Any]:
+        """Train (resuming if the output dir holds state), validate each epoch, keep the best; returns metrics."""
+        args, accelerator = self.args, self.accelerator
+        progress = self._load_progress()
+        if "before" not in progress:
+            progress["before"] = self.evaluate()
+        bar = tqdm(
+            total=self.total_steps, initial=progress["step"], desc="training", disable=not accelerator.is_main_process
+        )
+        self.model.train()
+        stopped_early = False
+        while progress["step"] < self.total_steps and not stopped_early:
+            epoch = progress["epoch"]
+            self.train_loader.set_epoch(epoch)
+            loader = self.train_loader
+            if progress["batches_in_epoch"]:
+                loader = accelerator.skip_first_batches(self.train_loader, progress["batches_in_epoch"])
+            running, count = 0.0, 0
+            for micro_step, batch in enumerate(loader, start=progress["batches_in_epoch"]):
+                pixel_values, labels = batch["pixel_values"], batch["labels"]
+                if self.data_args.augment:
+                    generator = self._augmentation_generator(progress["step"], micro_step)
+                    pixel_values, labels = random_flip_scale_crop(pixel_values, labels, generator)
+                with accelerator.accumulate(self.model):
+                    loss = self.loss_fn(prompt_free_logits(self.model, pixel_values).float(), labels)
+                    accelerator.backward(loss)
+                    if accelerator.sync_gradients and args.max_grad_norm > 0:
+                        accelerator.clip_grad_norm_(self.model.parameters(), args.max_grad_norm)
+                    self.optimizer.step()
+                    self.scheduler.step()
+                    self.optimizer.zero_grad()
+                running, count = running + loss.item(), count + 1
+                if not accelerator.sync_gradients:
+                    continue
+                progress["step"] += 1
+                progress["batches_in_epoch"] = micro_step + 1
+                bar.update(1)
+                if progress["step"] % max(args.logging_steps, 1) == 0:
+                    bar.set_postfix(loss=f"{running / count:.4f}", lr=f"{self.scheduler.get_last_lr()[0]:.2e}")
+                if args.checkpoint_every_steps and progress["step"] % args.checkpoint_every_steps == 0:
+                    self._save_state(progress)
+                if progress["step"] >= self.total_steps:
+                    break
+                if args.stop_after_steps and progress["step"] >= args.stop_after_steps:
+                    stopped_early = True
+                    break
+            if not stopped_early:
+                self._end_epoch(progress, running / max(count, 1))
+        bar.close()
+        if stopped_early:
+            self._save_state(progress)
+            accelerator.end_training()
+            return {"stopped_at_step": progress["step"], **progress}
+        self._restore_best()
+        after = self.evaluate()
+        results = {
+            "before": progress["before"],
+            "after": after,
+            "metric_for_best": args.metric_for_best,
+            "best_epoch": progress["best_epoch"],
+            "steps": progress["step"],
+            "history": progress["history"],
+            "arguments": {
+                "model": asdict(self.model_args),
+                "data": asdict(self.data_args),
+                "training": asdict(args),
+            },
+        }
+        best_dir = self.save_best(after)
+        if accelerator.is_main_process:
+            _atomic_write_text(self.output_dir / "metrics.json", json.dumps(results, indent=2))
+            if args.push_to_hub:
+                from hf_promptseg.hub import push_directory
+
+                push_directory(best_dir, args.hub_model_id, private=args.hub_private)
+        accelerator.end_training()
+        return results
+
+    def _end_epoch(self, progress: dict[str, Any], mean_loss: float) -> None:
+        epoch = progress["epoch"]
+        entry: dict[str, Any] = {"epoch": epoch, "step": progress["step"], "train_loss": mean_loss}
+        last = progress["step"] >= self.total_steps
+        if (epoch + 1) % max(self.args.eval_every_epochs, 1) == 0 or last:
+            metrics = self.evaluate()
+            entry["validation"] = metrics
+            value = metrics[self.args.metric_for_best]
+            if self._is_better(value, progress["best"]):
+                progress["best"], progress["best_epoch"] = value, epoch
+                self._remember_best()
+        progress["history"].append(entry)
+        progress["epoch"], progress["batches_in_epoch"] = epoch + 1, 0
+        self._save_state(progress)
