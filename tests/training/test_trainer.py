@@ -101,11 +101,14 @@ def test_other_methods_train_only_their_parameters(tmp_path, method):
         assert (tmp_path / method / "best" / "preprocessor_config.json").is_file()
 
 
-def test_activation_checkpointing_and_bf16_run(tmp_path):
-    trainer = _trainer(tmp_path / "ckpt", max_steps=1, num_train_epochs=1, activation_checkpointing=True,
-                       mixed_precision="bf16")  # fmt: skip
+@pytest.mark.parametrize("precision", ["bf16", "fp16"])
+def test_activation_checkpointing_and_mixed_precision_run(tmp_path, precision):
+    trainer = _trainer(tmp_path / precision, max_steps=1, num_train_epochs=1, activation_checkpointing=True,
+                       mixed_precision=precision)  # fmt: skip
+    before = _trainable(trainer)
     result = trainer.train()
     assert result["steps"] == 1 and torch.isfinite(torch.tensor(result["after"]["mae"]))
+    assert any(not torch.equal(p, before[n]) for n, p in _trainable(trainer).items())
 
 
 @pytest.mark.parametrize("config", sorted((REPO / "examples" / "configs").glob("*.yaml")), ids=lambda p: p.stem)
