@@ -11,7 +11,6 @@ import argparse
 import json
 from pathlib import Path
 
-import torch
 from accelerate import Accelerator
 from torch.utils.data import DataLoader
 
@@ -39,7 +38,7 @@ def evaluate_segmentation(
     dataset = load_segmentation_dataset(data, split).with_transform(SegmentationTransform(size))
     accelerator = Accelerator()
     loader = accelerator.prepare(DataLoader(dataset, batch_size=batch_size, collate_fn=collate_segmentation))
-    network = accelerator.prepare(network.to(torch.float32))
+    network = accelerator.prepare(network)
     return evaluate_model(network, loader, accelerator, metric_set)
 
 

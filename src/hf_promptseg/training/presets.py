@@ -4,26 +4,7 @@ from __future__ import annotations
 
 from transformers import SamConfig
 
-_VIT = {
-    "vit-b": {
-        "hidden_size": 768,
-        "num_hidden_layers": 12,
-        "num_attention_heads": 12,
-        "global_attn_indexes": [2, 5, 8, 11],
-    },
-    "vit-l": {
-        "hidden_size": 1024,
-        "num_hidden_layers": 24,
-        "num_attention_heads": 16,
-        "global_attn_indexes": [5, 11, 17, 23],
-    },
-    "vit-h": {
-        "hidden_size": 1280,
-        "num_hidden_layers": 32,
-        "num_attention_heads": 16,
-        "global_attn_indexes": [7, 15, 23, 31],
-    },
-}
+from hf_promptseg.models.sam.convert_sam_checkpoint import SAM_VISION_PRESETS, SEGMENT_ANYTHING_DECODER_LAYER_NORM_EPS
 
 
 def preset_sam_config(name: str, image_size: int | None = None) -> SamConfig:
@@ -58,6 +39,10 @@ def preset_sam_config(name: str, image_size: int | None = None) -> SamConfig:
             prompt_encoder_config={"hidden_size": 64, "image_size": 128, "patch_size": 8, "mask_input_channels": 16},
             mask_decoder_config={"hidden_size": 64, "mlp_dim": 256, "num_attention_heads": 4, "layer_norm_eps": 1e-5},
         )
-    if name in _VIT:
-        return SamConfig(vision_config=_VIT[name], mask_decoder_config={"layer_norm_eps": 1e-5})
-    raise ValueError(f"unknown preset {name!r}; choose from {['tiny', *_VIT]}")
+    released = name.replace("-", "_")
+    if released in SAM_VISION_PRESETS:
+        return SamConfig(
+            vision_config=SAM_VISION_PRESETS[released],
+            mask_decoder_config={"layer_norm_eps": SEGMENT_ANYTHING_DECODER_LAYER_NORM_EPS},
+        )
+    raise ValueError(f"unknown preset {name!r}; choose from {['tiny', 'vit-b', 'vit-l', 'vit-h']}")
