@@ -35,8 +35,8 @@ IMAGE_SIZE = 128
 PATCH_SIZE = 8
 
 
-def demo_sam_config() -> SamConfig:
-    """A 1.8 M-parameter SAM at 128×128 input (16×16 image tokens, 64×64 low-resolution masks)."""
+def demo_sam_config(patch_size: int = PATCH_SIZE) -> SamConfig:
+    """A 1.8 M-parameter SAM at 128×128 input (`128 // patch_size` image tokens a side, 4× that for masks)."""
     return SamConfig(
         vision_config={
             "hidden_size": 128,
@@ -44,7 +44,7 @@ def demo_sam_config() -> SamConfig:
             "num_attention_heads": 4,
             "mlp_dim": 512,
             "image_size": IMAGE_SIZE,
-            "patch_size": PATCH_SIZE,
+            "patch_size": patch_size,
             "window_size": 8,
             "global_attn_indexes": [1, 3],
             "output_channels": 128,
@@ -53,7 +53,7 @@ def demo_sam_config() -> SamConfig:
         prompt_encoder_config={
             "hidden_size": 128,
             "image_size": IMAGE_SIZE,
-            "patch_size": PATCH_SIZE,
+            "patch_size": patch_size,
             "mask_input_channels": 16,
         },
         mask_decoder_config={
@@ -66,13 +66,35 @@ def demo_sam_config() -> SamConfig:
     )
 
 
-def build_model(seed: int) -> SamModel:
+def build_model(seed: int, patch_size: int = PATCH_SIZE) -> SamModel:
     torch.manual_seed(seed)
-    model = SamModel(demo_sam_config())
+    model = SamModel(demo_sam_config(patch_size))
     with torch.no_grad():
         model.shared_image_embedding.positional_embedding.normal_(0.0, 1.0)
     model.shared_image_embedding.positional_embedding.requires_grad_(False)
     return model
+
+
+def warm_start(model: SamModel, source: Path) -> None:
+    """Load a saved demo SAM into `model`, resampling the tensors whose size depends on the patch size.
+
+    A finer patch grid sees the same picture as if it were enlarged, so the patch kernel is summed over the blocks it
+    covers and the absolute and relative position tables are interpolated to the new token grid.
+    """
+    target = model.state_dict()
+    loaded = {}
+    for name, tensor in SamModel.from_pretrained(source, dtype=torch.float32).state_dict().items():
+        shape = target[name].shape
+        if tensor.shape != shape:
+            if name.endswith("patch_embed.projection.weight"):
+                factor = tensor.shape[-1] // shape[-1]
+                tensor = F.avg_pool2d(tensor, factor) * factor**2 if factor > 1 else tensor
+            elif name.endswith("pos_embed"):
+                tensor = F.interpolate(tensor.permute(0, 3, 1, 2), size=shape[1:3], mode="bicubic").permute(0, 2, 3, 1)
+            elif ".rel_pos_" in name:
+                tensor = F.interpolate(tensor.T[None], size=shape[0], mode="linear")[0].T
+        loaded[name] = tensor.contiguous()
+    model.load_state_dict(loaded)
 
 
 def sample_batch(rng: np.random.Generator, images: int, prompts_per_image: int, processor) -> dict[str, torch.Tensor]:
@@ -146,13 +168,14 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--package-to", type=Path, help="after training, copy the model here with an evaluated card")
     parser.add_argument("--init-from", type=Path, help="start from the weights of a saved SamModel dir (fine-tune)")
+    parser.add_argument("--patch-size", type=int, default=PATCH_SIZE, help="ViT patch size (tokens = 128 / patch)")
     args = parser.parse_args()
 
     accelerator = Accelerator()
     set_seed(args.seed)
-    model = build_model(args.seed)
+    model = build_model(args.seed, args.patch_size)
     if args.init_from:
-        model.load_state_dict(SamModel.from_pretrained(args.init_from, dtype=torch.float32).state_dict())
+        warm_start(model, args.init_from)
     processor = build_sam_processor(model.config)
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=args.learning_rate)
     scheduler = get_cosine_schedule_with_warmup(optimizer, args.warmup_steps, args.steps)

@@ -92,3 +92,116 @@ def test_sam_hq_runs_single_and_batched(tmp_path):
     for one, many in zip(single, batched):
         assert len(one["masks"]) == len(many["masks"]) >= 1
         assert np.allclose(np.asarray(one["scores"]), np.asarray(many["scores"]), atol=1e-5)
+
+
+FILTERED = {
+    "points_per_crop": 6,
+    "pred_iou_thresh": 1.0,
+    "stability_score_thresh": 0.5,
+    "stability_score_offset": 0.01,
+}
+
+
+def _assert_same_output(stock, fast):
+    assert len(stock["masks"]) == len(fast["masks"]) >= 1
+    torch.testing.assert_close(fast["scores"], stock["scores"], atol=1e-5, rtol=0)
+    assert all(np.array_equal(a, b) for a, b in zip(stock["masks"], fast["masks"]))
+    assert set(fast) == set(stock)
+    if "rle_mask" in stock:
+        assert fast["rle_mask"] == stock["rle_mask"]
+    if "bounding_boxes" in stock:
+        assert torch.equal(fast["bounding_boxes"], stock["bounding_boxes"])
+
+
+@pytest.fixture(scope="module")
+def random_generator(tmp_path_factory):
+    """A random SAM whose masks are not all alike, saved by hf_promptseg (so the fast path is the default)."""
+    from hf_promptseg.models.sam.convert_sam_checkpoint import build_sam_processor
+    from tests.testing_utils import random_sam
+
+    out = tmp_path_factory.mktemp("random-sam")
+    model = random_sam(std=0.2)
+    model.save_pretrained(out)
+    build_sam_processor(model.config).save_pretrained(out)
+    return pipeline("mask-generation", model=str(out), dtype=torch.float32)
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {**FILTERED, "output_rle_mask": True, "output_bboxes_mask": True},
+        {**FAST, "output_rle_mask": True},
+        {**FILTERED, "crops_n_layers": 1, "crops_nms_thresh": 0.9},
+    ],
+    ids=["filtered", "unfiltered", "crops"],
+)
+def test_fast_path_gives_the_stock_masks(random_generator, images, options):
+    assert random_generator._fast_by_default()
+    stock = random_generator(images[0], fast_decoder=False, **options)
+    fast = random_generator(images[0], **options)
+    _assert_same_output(stock, fast)
+
+
+def test_fast_path_is_opt_in_for_stock_processors(random_generator, images):
+    """A stock transformers image processor keeps the stock path unless `fast_decoder=True` is passed."""
+    from transformers import SamImageProcessorPil
+
+    stock_processor = SamImageProcessorPil(**random_generator.image_processor.to_dict())
+    stock_processor.post_process_for_mask_generation = (
+        random_generator.image_processor.post_process_for_mask_generation
+    )
+    generator = HfPromptsegMaskGenerationPipeline(model=random_generator.model, image_processor=stock_processor)
+    assert not generator._fast_by_default()
+    _assert_same_output(generator(images[1], **FILTERED), generator(images[1], fast_decoder=True, **FILTERED))
+
+
+def test_fast_path_with_a_sam_adapter(random_generator, images, tmp_path):
+    from peft import get_peft_model
+
+    from hf_promptseg.tuners.sam_adapter import SamAdapterConfig
+    from tests.testing_utils import random_sam
+
+    adapted = get_peft_model(random_sam(std=0.2), SamAdapterConfig())
+    with torch.no_grad():
+        for param in adapted.parameters():
+            if param.requires_grad:
+                param.normal_(0, 0.2)
+    adapted.save_pretrained(tmp_path)
+    model = random_sam(std=0.2)
+    model.load_adapter(str(tmp_path))
+    generator = HfPromptsegMaskGenerationPipeline(model=model, image_processor=random_generator.image_processor)
+    stock = generator(images[0], fast_decoder=False, **FAST)
+    _assert_same_output(stock, generator(images[0], **FAST))
+    plain = random_generator(images[0], **FAST)
+    assert len(plain["scores"]) == len(stock["scores"])
+    assert not torch.allclose(plain["scores"], stock["scores"], atol=1e-3)  # the adapter took part
+
+
+def test_fast_path_with_sam_hq(tmp_path, images):
+    from transformers import SamHQConfig, SamHQModel
+
+    from hf_promptseg.models.sam.convert_sam_checkpoint import build_sam_processor
+    from tests.testing_utils import TINY_SAM
+
+    config = SamHQConfig(
+        vision_config=TINY_SAM.vision_config.to_dict(),
+        prompt_encoder_config=TINY_SAM.prompt_encoder_config.to_dict(),
+        mask_decoder_config={**TINY_SAM.mask_decoder_config.to_dict(), "vit_dim": 32},
+    )
+    torch.manual_seed(0)
+    model = SamHQModel(config).eval()
+    with torch.no_grad():
+        for param in model.parameters():
+            param.normal_(0, 0.2)
+    model.save_pretrained(tmp_path)
+    build_sam_processor(config).image_processor.save_pretrained(tmp_path)
+    hq = pipeline("mask-generation", model=str(tmp_path), dtype=torch.float32)
+    options = {**FILTERED, "output_rle_mask": True, "output_bboxes_mask": True}
+    _assert_same_output(hq(images[0], fast_decoder=False, **options), hq(images[0], **options))
+
+
+def test_fast_path_arguments_are_checked(random_generator, images):
+    with pytest.raises(TypeError, match="fast_decoder"):
+        random_generator(images[0], fast_decoder="yes")
+    with pytest.raises(ValueError, match="max_hole_area"):
+        random_generator(images[0], max_hole_area=10.0, **FAST)

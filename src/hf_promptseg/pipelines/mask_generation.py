@@ -1,7 +1,12 @@
-"""`pipeline("mask-generation")` that runs on this stack: no torchvision, and `batch_size > 1` works.
+"""`pipeline("mask-generation")` that runs on this stack: no torchvision, `batch_size > 1` works, and a fast path.
 
 Registered in place of transformers' own class for the task at `import hf_promptseg`; outputs are the same
 (`masks`, `scores`, optional `rle_mask` and `bounding_boxes`).
+
+The fast path (`fast_decoder=True`; the default for models saved by hf_promptseg) decodes all points of an image
+with `FastSamMaskDecoder` (exact, image-side work shared between prompts), filters candidates on their predicted
+IoU before any mask is upscaled, upscales survivors in small chunks, and carries masks as run-length encodings
+built without per-pixel Python work.
 """
 
 from __future__ import annotations
@@ -14,14 +19,17 @@ from transformers.pipelines import PIPELINE_REGISTRY
 from transformers.pipelines.mask_generation import MaskGenerationPipeline
 from transformers.utils import logging
 
-from hf_promptseg.models.sam.image_processing_sam import validate_images
+from hf_promptseg.models.sam.fast_mask_decoder import FastSamMaskDecoder
+from hf_promptseg.models.sam.fast_mask_generation import generate_candidates
+from hf_promptseg.models.sam.image_processing_sam import HfPromptsegSamImageProcessor, nms, validate_images
+from hf_promptseg.models.sam.run_length import decode_run_lengths, run_lengths_as_lists
 
 
 def _stack_intermediate(intermediate: Any) -> list[torch.Tensor]:
     """SAM-HQ's per-layer ViT features as a list of (B, H, W, C) tensors, whatever nesting chunking/collation left.
 
     A chunk carries the list returned by `get_image_embeddings`; the pipeline's iterators may wrap it once more,
-    and collating `batch_size > 1` chunks gives one list per layer of per-chunk tensors.
+    and collating `batch_size > 1` chunks gives one such list per chunk, which is regrouped here per layer.
     """
     while (
         isinstance(intermediate, (list, tuple))
@@ -30,7 +38,7 @@ def _stack_intermediate(intermediate: Any) -> list[torch.Tensor]:
     ):
         intermediate = intermediate[0]
     if isinstance(intermediate, (list, tuple)) and intermediate and isinstance(intermediate[0], (list, tuple)):
-        return [torch.cat(list(layer), dim=0) for layer in intermediate]
+        return [torch.cat(list(layers), dim=0) for layers in zip(*intermediate)]
     return list(intermediate)
 
 
@@ -40,7 +48,10 @@ class HfPromptsegMaskGenerationPipeline(MaskGenerationPipeline):
     Differences from transformers' `MaskGenerationPipeline`:
     - `batch_size > 1` runs several point batches (of one or several images) through the model in one call
       (transformers' class fails there, upstream issue 37805);
-    - the final NMS comes from the image processor, which for hf_promptseg directories is torch-only.
+    - the final NMS is torch-only (no torchvision);
+    - `fast_decoder=True` (default for models saved by hf_promptseg, opt-in for any other SAM, SAM-HQ or SAM with
+      a SAM-Adapter) returns the same masks several times faster with a fraction of the memory: see
+      `benchmarks/mask_generation.py`. `fast_decoder=False` runs transformers' own decoding path.
 
     Example:
         >>> import numpy as np, hf_promptseg
@@ -50,6 +61,19 @@ class HfPromptsegMaskGenerationPipeline(MaskGenerationPipeline):
         >>> sorted(outputs)  # doctest: +SKIP
         ['masks', 'scores']
     """
+
+    def _sanitize_parameters(self, **kwargs):
+        fast_decoder = kwargs.pop("fast_decoder", None)
+        preprocess_kwargs, forward_params, postprocess_kwargs = super()._sanitize_parameters(**kwargs)
+        if fast_decoder is not None:
+            if not isinstance(fast_decoder, bool):
+                raise TypeError(f"`fast_decoder` must be True or False, got {fast_decoder!r}")
+            forward_params["fast_decoder"] = fast_decoder
+            postprocess_kwargs["fast_decoder"] = fast_decoder
+        return preprocess_kwargs, forward_params, postprocess_kwargs
+
+    def _fast_by_default(self) -> bool:
+        return isinstance(self.image_processor, HfPromptsegSamImageProcessor)
 
     def preprocess(self, image, *args, **kwargs):
         if not isinstance(image, str):
@@ -67,7 +91,12 @@ class HfPromptsegMaskGenerationPipeline(MaskGenerationPipeline):
         stability_score_offset: int = 1,
         max_hole_area: float | None = None,
         max_sprinkle_area: float | None = None,
+        fast_decoder: bool | None = None,
     ) -> dict[str, list]:
+        if fast_decoder is None:
+            fast_decoder = self._fast_by_default()
+        if fast_decoder and (max_hole_area or max_sprinkle_area):
+            raise ValueError("`max_hole_area` / `max_sprinkle_area` need `fast_decoder=False`")
         num_points = model_inputs.pop("num_points").tolist()
         batch = len(num_points)
         input_boxes = model_inputs.pop("input_boxes").reshape(batch, -1)
@@ -80,6 +109,21 @@ class HfPromptsegMaskGenerationPipeline(MaskGenerationPipeline):
 
         if "intermediate_embeddings" in model_inputs:
             model_inputs["intermediate_embeddings"] = _stack_intermediate(model_inputs["intermediate_embeddings"])
+        if fast_decoder:
+            out = self._fast_decode(
+                model_inputs,
+                num_points,
+                input_boxes,
+                original_sizes,
+                reshaped_input_sizes,
+                full_image_sizes,
+                pred_iou_thresh,
+                stability_score_thresh,
+                mask_threshold,
+                stability_score_offset,
+            )
+            out["is_last"] = is_last
+            return out if collated else {key: value[0] for key, value in out.items()}
         model_outputs = self.model(**model_inputs)
         low_resolution_masks = model_outputs["pred_masks"]
         iou_scores = model_outputs["iou_scores"]
@@ -114,7 +158,61 @@ class HfPromptsegMaskGenerationPipeline(MaskGenerationPipeline):
             out["iou_scores"].append(scores)
         return out if collated else {key: value[0] for key, value in out.items()}
 
-    def postprocess(self, model_outputs, output_rle_mask=False, output_bboxes_mask=False, crops_nms_thresh=0.7):
+    def _fast_decode(
+        self,
+        model_inputs,
+        num_points,
+        input_boxes,
+        original_sizes,
+        reshaped_input_sizes,
+        full_image_sizes,
+        pred_iou_thresh,
+        stability_score_thresh,
+        mask_threshold,
+        stability_score_offset,
+    ) -> dict[str, list]:
+        """`FastSamMaskDecoder` + filters for each point batch; same candidates as the stock path, fewer upscaled."""
+        model = self.model
+        decoder = getattr(self, "_fast_mask_decoder", None)
+        if decoder is None or decoder.decoder is not model.mask_decoder:
+            decoder = self._fast_mask_decoder = FastSamMaskDecoder(model.mask_decoder)
+        positional = model.get_image_wide_positional_embeddings()
+        embeddings = model_inputs["image_embeddings"]
+        intermediate = model_inputs.get("intermediate_embeddings")
+        out: dict[str, list] = {"masks": [], "boxes": [], "iou_scores": []}
+        for i, count in enumerate(num_points):
+            points = model_inputs["input_points"][i : i + 1, :count]
+            labels = model_inputs["input_labels"][i : i + 1, :count]
+            sparse, dense = model.prompt_encoder(points, labels, None, None)
+            candidates = generate_candidates(
+                decoder,
+                embeddings[i : i + 1],
+                positional,
+                sparse[0],
+                dense[:1],
+                [layer[i : i + 1] for layer in intermediate] if intermediate is not None else None,
+                pred_iou_thresh=pred_iou_thresh,
+                stability_score_thresh=stability_score_thresh,
+                mask_threshold=mask_threshold,
+                stability_score_offset=stability_score_offset,
+                post_process=lambda logits, i=i: self.image_processor.post_process_masks(
+                    [logits[None]], [original_sizes[i]], [reshaped_input_sizes[i]], binarize=False
+                )[0][0],
+                crop_box=input_boxes[i].tolist(),
+                full_image_size=full_image_sizes[i],
+            )
+            out["masks"].append(candidates.run_lengths)
+            out["boxes"].append(candidates.boxes)
+            out["iou_scores"].append(candidates.scores)
+        return out
+
+    def postprocess(
+        self, model_outputs, output_rle_mask=False, output_bboxes_mask=False, crops_nms_thresh=0.7, fast_decoder=None
+    ):
+        if fast_decoder is None:
+            fast_decoder = self._fast_by_default()
+        if fast_decoder:
+            return _fast_postprocess(model_outputs, output_rle_mask, output_bboxes_mask, crops_nms_thresh)
         for output in model_outputs:
             output["iou_scores"] = output["iou_scores"].reshape(-1)
             output["boxes"] = output["boxes"].reshape(-1, 4)
@@ -124,6 +222,26 @@ class HfPromptsegMaskGenerationPipeline(MaskGenerationPipeline):
             output_bboxes_mask=output_bboxes_mask,
             crops_nms_thresh=crops_nms_thresh,
         )
+
+
+def _fast_postprocess(model_outputs, output_rle_mask, output_bboxes_mask, crops_nms_thresh) -> dict[str, Any]:
+    """NMS over all candidates of an image, then decode only the kept RLEs (stock output format)."""
+    run_lengths, scores, boxes, extra = [], [], [], {}
+    for output in model_outputs:
+        run_lengths += output.pop("masks")
+        scores.append(output.pop("iou_scores").reshape(-1))
+        boxes.append(output.pop("boxes").reshape(-1, 4))
+        for key, value in output.items():
+            extra.setdefault(key, []).append(value)
+    scores, boxes = torch.cat(scores), torch.cat(boxes)
+    keep = nms(boxes.float(), scores.float(), crops_nms_thresh)
+    kept = run_lengths_as_lists([run_lengths[i] for i in keep.tolist()])
+    optional = {}
+    if output_rle_mask:
+        optional["rle_mask"] = kept
+    if output_bboxes_mask:
+        optional["bounding_boxes"] = boxes[keep]
+    return {"masks": [decode_run_lengths(rle) for rle in kept], "scores": scores[keep], **optional, **extra}
 
 
 def register_mask_generation_pipeline() -> None:
