@@ -11,6 +11,7 @@ _REGISTRATION_HOOKS: list[str] = [
     "hf_promptseg.pipelines.mask_generation:register_mask_generation_pipeline",
     "hf_promptseg.tuners.sam_adapter:register_sam_adapter",
     "hf_promptseg.pipelines.image_segmentation:register_image_segmentation_pipeline",
+    "hf_promptseg.models.dinov.modeling_dinov:register_dinov",
 ]
 
 _registered = False

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 CONVERT_COMMANDS: list[str] = [
     "hf_promptseg.models.sam.convert_sam_checkpoint:add_cli_parser",
     "hf_promptseg.models.sam_adapter.convert_sam_adapter_checkpoint:add_cli_parser",
+    "hf_promptseg.models.dinov.convert_dinov_checkpoint:add_cli_parser",
 ]
 TOP_LEVEL_COMMANDS: list[str] = [
     "hf_promptseg.hub:add_cli_parser",
