@@ -12,6 +12,8 @@ _REGISTRATION_HOOKS: list[str] = [
     "hf_promptseg.tuners.sam_adapter:register_sam_adapter",
     "hf_promptseg.pipelines.image_segmentation:register_image_segmentation_pipeline",
     "hf_promptseg.models.dinov.modeling_dinov:register_dinov",
+    "hf_promptseg.models.dinov.processing_dinov:register_dinov_processor",
+    "hf_promptseg.pipelines.visual_prompt_segmentation:register_visual_prompt_segmentation_pipeline",
 ]
 
 _registered = False

@@ -4,6 +4,8 @@ Usage: python hub_client.py COMMAND REPO_ID [--revision REV] [--base DIR]; print
   files     sha256 of every file of the repo, downloaded over HTTP
   sam       loads model, processor and mask-generation pipeline; the model's output on a fixed prompt
   peft      loads an adapter with `PeftModel.from_pretrained(base, repo)` and `base.load_adapter(repo)`
+  dinov     loads a DINOv model, processor and visual-prompt-segmentation pipeline; a referring output
+  bank      loads a DINOv prompt bank; its categories, counts and seeded category means
 """
 
 from __future__ import annotations
@@ -67,7 +69,39 @@ def _peft(repo_id: str, revision: str | None, base: str | None) -> dict:
     return {"peft_output": _prompted_output(peft_model), "load_adapter_output": _prompted_output(loaded)}
 
 
-COMMANDS = {"files": _files, "sam": _sam, "peft": _peft}
+def _dinov_output(model: torch.nn.Module) -> float:
+    torch.manual_seed(0)
+    pixel_values, masks = torch.randn(1, 3, 64, 64), torch.zeros(1, 1, 64, 64)
+    masks[0, 0, 10:40, 10:40] = 1
+    with torch.no_grad():
+        return float(model(pixel_values, prompt_masks=masks).match_scores.double().sum())
+
+
+def _dinov(repo_id: str, revision: str | None, base: str | None) -> dict:
+    from transformers import AutoModel, AutoProcessor, pipeline
+
+    import hf_promptseg  # noqa: F401
+    from hf_promptseg.models.dinov import DinovForVisualPromptSegmentation
+
+    model = DinovForVisualPromptSegmentation.from_pretrained(repo_id, revision=revision)
+    segmenter = pipeline("visual-prompt-segmentation", model=repo_id, revision=revision)
+    return {
+        "model": type(model).__name__,
+        "auto_model": type(AutoModel.from_pretrained(repo_id, revision=revision)).__name__,
+        "processor": type(AutoProcessor.from_pretrained(repo_id, revision=revision)).__name__,
+        "pipeline": type(segmenter).__name__,
+        "output": _dinov_output(model.eval()),
+    }
+
+
+def _bank(repo_id: str, revision: str | None, base: str | None) -> dict:
+    from hf_promptseg.models.dinov import DinovPromptBank
+
+    bank = DinovPromptBank.from_pretrained(repo_id, revision=revision)
+    return {"categories": bank.categories, "counts": bank.counts, "means": bank.sample_means(4, seed=0).tolist()}
+
+
+COMMANDS = {"files": _files, "sam": _sam, "peft": _peft, "dinov": _dinov, "bank": _bank}
 
 
 def main() -> None:

@@ -108,3 +108,49 @@ def test_sam_adapter_loads_by_repo_id_with_peft_and_load_adapter(git_backed_push
     expected = local_outputs(model)
     assert loaded["peft_output"] == pytest.approx(expected, rel=1e-5)
     assert loaded["load_adapter_output"] == pytest.approx(expected, rel=1e-5)
+
+
+def test_dinov_model_and_prompt_bank_round_trip_by_repo_id(git_backed_push, tmp_path):
+    from hf_promptseg.models.dinov import (
+        DinovForVisualPromptSegmentation,
+        DinovImageProcessor,
+        DinovProcessor,
+        DinovPromptBank,
+    )
+    from tests.integration.hub_client import _dinov_output
+    from tests.models.dinov.test_modeling_dinov import tiny_config
+
+    server = git_backed_push
+    torch.manual_seed(0)
+    model = DinovForVisualPromptSegmentation(tiny_config()).eval()
+    model_dir = tmp_path / "dinov"
+    model.save_pretrained(model_dir)
+    DinovProcessor(DinovImageProcessor(size={"shortest_edge": 64, "longest_edge": 96})).save_pretrained(model_dir)
+    push_to_hub(model_dir, "org/dinov-tiny")
+    assert len(_git_log(server, "org/dinov-tiny")) == 2, "the push must be exactly one commit"
+    card = ModelCard.load(server.repo_dir("org/dinov-tiny") / "README.md")
+    assert card.data.library_name == "transformers" and "dinov" in card.data.tags
+    loaded = server.client("dinov", "org/dinov-tiny")
+    assert (loaded["model"], loaded["auto_model"], loaded["processor"], loaded["pipeline"]) == (
+        "DinovForVisualPromptSegmentation", "DinovModel", "DinovProcessor", "VisualPromptSegmentationPipeline",
+    )  # fmt: skip
+    assert loaded["output"] == pytest.approx(_dinov_output(model), rel=1e-6)
+
+    first = DinovPromptBank(
+        {"cat": torch.randn(3, 32), "dog": torch.randn(2, 32)}, model_name_or_path="org/dinov-tiny"
+    )
+    first.push_to_hub("org/dinov-bank")
+    first_sha = _git_log(server, "org/dinov-bank")[0]
+    card = ModelCard.load(server.repo_dir("org/dinov-bank") / "README.md")
+    assert card.data.base_model == "org/dinov-tiny" and "Categories (2): cat, dog" in card.text
+    second = DinovPromptBank({"cat": torch.randn(4, 32)}, model_name_or_path="org/dinov-tiny")
+    second.push_to_hub("org/dinov-bank")
+    staged = tmp_path / "bank"
+    first.save_pretrained(staged)
+    pinned = server.client("files", "org/dinov-bank", "--revision", first_sha)
+    assert {k: v for k, v in pinned.items() if k != "README.md"} == _sha256_of_dir(staged)
+    latest = server.client("bank", "org/dinov-bank")
+    assert latest["categories"] == ["cat"] and latest["counts"] == [4]
+    old = server.client("bank", "org/dinov-bank", "--revision", first_sha)
+    assert old["categories"] == ["cat", "dog"]
+    torch.testing.assert_close(torch.tensor(old["means"]), first.sample_means(4, seed=0), rtol=1e-6, atol=1e-7)

@@ -9,6 +9,8 @@ from hf_promptseg.models.dinov.modeling_dinov import (
     DinovPreTrainedModel,
     DinovSegmentationOutput,
 )
+from hf_promptseg.models.dinov.processing_dinov import DinovProcessor, rasterize_prompts
+from hf_promptseg.models.dinov.prompt_bank import DinovPromptBank
 
 __all__ = [
     "DinovConfig",
@@ -16,7 +18,10 @@ __all__ = [
     "DinovImageProcessor",
     "DinovModel",
     "DinovPreTrainedModel",
+    "DinovProcessor",
+    "DinovPromptBank",
     "DinovSegmentationOutput",
     "convert_dinov_checkpoint",
+    "rasterize_prompts",
     "swin_backbone_config",
 ]

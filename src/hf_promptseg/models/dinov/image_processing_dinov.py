@@ -197,5 +197,91 @@ class DinovImageProcessor(BaseImageProcessor):
             results.append({"masks": final, "scores": scores, "indices": chosen, "masks_before_resize": cropped})
         return results
 
+    @staticmethod
+    def _to_image(
+        masks: torch.Tensor, image_size: tuple[int, int], target_size: tuple[int, int] | None
+    ) -> torch.Tensor:
+        """(Q, h/4, w/4) logits → bilinear to the padded size → crop to `image_size` → bicubic (antialias) resize."""
+        padded = (masks.shape[-2] * 4, masks.shape[-1] * 4)
+        masks = F.interpolate(masks[None], size=padded, mode="bilinear", align_corners=False)[0]
+        masks = masks[:, : image_size[0], : image_size[1]]
+        if target_size is not None and tuple(target_size) != tuple(image_size):
+            masks = F.interpolate(masks[None], size=target_size, mode="bicubic", align_corners=False, antialias=True)[
+                0
+            ]
+        return masks
+
+    def post_process_semantic(
+        self, outputs: Any, image_sizes: list, target_sizes: list | None = None, temperature: float = 0.06
+    ) -> list[torch.Tensor]:
+        """(H, W) category maps: `softmax(sigmoid(logits) / temperature)` ⊗ `sigmoid(masks)`, argmax over categories."""
+        results = []
+        for index in range(outputs.logits.shape[0]):
+            scores = (outputs.logits[index].sigmoid() / temperature).softmax(-1)
+            target = target_sizes[index] if target_sizes is not None else None
+            masks = self._to_image(outputs.pred_masks[index], tuple(image_sizes[index]), target).sigmoid()
+            results.append(torch.einsum("qc,qhw->chw", scores, masks).argmax(0))
+        return results
+
+    def post_process_instance(
+        self, outputs: Any, image_sizes: list, target_sizes: list | None = None, top_k: int = 300,
+        threshold: float = 0.0,
+    ) -> list[dict[str, Any]]:  # fmt: skip
+        """Per image: `masks` (K, H, W) bool, `labels`, `scores` = class score × mean mask probability inside the mask,
+        for the `top_k` (query, category) pairs by sigmoid class score (the reference's instance inference)."""
+        results = []
+        for index in range(outputs.logits.shape[0]):
+            logits = outputs.logits[index].sigmoid()
+            queries, categories = logits.shape
+            scores, flat = logits.flatten().topk(min(top_k, queries * categories))
+            labels, chosen = flat % categories, flat // categories
+            target = target_sizes[index] if target_sizes is not None else None
+            masks = self._to_image(outputs.pred_masks[index][chosen], tuple(image_sizes[index]), target)
+            binary = masks > 0
+            inside = (masks.sigmoid() * binary).flatten(1).sum(-1) / (binary.flatten(1).sum(-1) + 1e-6)
+            scores = scores * inside
+            keep = scores > threshold
+            results.append({"masks": binary[keep], "labels": labels[keep], "scores": scores[keep]})
+        return results
+
+    def post_process_panoptic(
+        self, outputs: Any, image_sizes: list, target_sizes: list | None = None, temperature: float = 0.06,
+        object_mask_threshold: float = 0.25, overlap_threshold: float = 0.8, stuff_categories: set[int] | None = None,
+    ) -> list[dict[str, Any]]:  # fmt: skip
+        """Per image: `segmentation` (H, W) segment ids (-1 = none) and `segments_info` (`id`, `label_id`, `score`,
+        `was_fused`), MaskDINO-style: queries above `object_mask_threshold`, masks weighted by score, argmax, a segment
+        kept when at least `overlap_threshold` of its mask survives; `stuff_categories` are merged per category."""
+        stuff_categories = stuff_categories or set()
+        results = []
+        for index in range(outputs.logits.shape[0]):
+            probabilities = outputs.logits[index].sigmoid()
+            scores, labels = (probabilities / temperature).softmax(-1).max(-1)
+            keep = probabilities.max(-1).values > object_mask_threshold
+            target = target_sizes[index] if target_sizes is not None else None
+            masks = self._to_image(outputs.pred_masks[index][keep], tuple(image_sizes[index]), target).sigmoid()
+            scores, labels = scores[keep], labels[keep]
+            segmentation = torch.full(masks.shape[-2:], -1, dtype=torch.long)
+            segments: list[dict[str, Any]] = []
+            if len(scores):
+                owner = (scores[:, None, None] * masks).argmax(0)
+                merged: dict[int, int] = {}
+                for query in range(len(scores)):
+                    label = int(labels[query])
+                    region = (owner == query) & (masks[query] >= 0.5)
+                    area, original = int(region.sum()), int((masks[query] >= 0.5).sum())
+                    if area == 0 or original == 0 or area / original < overlap_threshold:
+                        continue
+                    if label in stuff_categories and label in merged:
+                        segmentation[region] = merged[label]
+                        continue
+                    segment_id = len(segments)
+                    merged[label] = segment_id
+                    segmentation[region] = segment_id
+                    segments.append(
+                        {"id": segment_id, "label_id": label, "score": float(scores[query]), "was_fused": False}
+                    )
+            results.append({"segmentation": segmentation, "segments_info": segments})
+        return results
+
 
 __all__ = ["DinovImageProcessor", "DINOV_MEAN", "DINOV_STD"]

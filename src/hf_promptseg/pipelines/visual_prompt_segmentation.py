@@ -1,0 +1,192 @@
+"""`pipeline("visual-prompt-segmentation")`: DINOv in-context segmentation of a target image from visual prompts.
+
+- `task="referring"`: one mask per prompt — the instance in the target that matches each prompted region of the
+  reference image(s) (or of the target itself when no reference is given).
+- `task="generic"`: every object of the prompted categories. Categories come from a `DinovPromptBank`
+  (`prompt_bank=`, `num_examples` seeded draws per category) or from the prompts themselves (`labels=` groups
+  prompts into categories; by default each prompt is its own category). `subtask` picks the output: "instance"
+  (default), "semantic" or "panoptic".
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from PIL import Image
+from transformers import Pipeline
+from transformers.pipelines import PIPELINE_REGISTRY
+
+from hf_promptseg.models.dinov.modeling_dinov import DinovForVisualPromptSegmentation, inverse_sigmoid
+
+TASKS = ("referring", "generic")
+SUBTASKS = ("instance", "semantic", "panoptic")
+
+
+class VisualPromptSegmentationPipeline(Pipeline):
+    """In-context segmentation with DINOv.
+
+    Example:
+        >>> import hf_promptseg
+        >>> from transformers import pipeline
+        >>> segmenter = pipeline("visual-prompt-segmentation", model="path/to/dinov")  # doctest: +SKIP
+        >>> segmenter(target, reference_images=reference, prompts={"boxes": [[10, 10, 80, 90]]})  # doctest: +SKIP
+        [{'mask': array(...), 'score': 0.93, 'prompt': 0}]
+    """
+
+    _load_processor = False
+    _load_image_processor = True
+    _load_feature_extractor = False
+    _load_tokenizer = False
+
+    def _sanitize_parameters(
+        self,
+        reference_images=None,
+        prompts=None,
+        task=None,
+        labels=None,
+        prompt_bank=None,
+        num_examples=None,
+        seed=None,
+        subtask=None,
+        threshold=None,
+        iou_threshold=None,
+        nms_threshold=None,
+        min_mask_area=None,
+        **kwargs,
+    ):
+        preprocess = {
+            k: v for k, v in {"reference_images": reference_images, "prompts": prompts}.items() if v is not None
+        }
+        forward = {
+            k: v
+            for k, v in {
+                "task": task,
+                "labels": labels,
+                "prompt_bank": prompt_bank,
+                "num_examples": num_examples,
+                "seed": seed,
+            }.items()  # fmt: skip
+            if v is not None
+        }
+        post = {
+            k: v
+            for k, v in {
+                "task": task,
+                "subtask": subtask,
+                "threshold": threshold,
+                "iou_threshold": iou_threshold,
+                "nms_threshold": nms_threshold,
+                "min_mask_area": min_mask_area,
+            }.items()  # fmt: skip
+            if v is not None
+        }
+        if task is not None and task not in TASKS:
+            raise ValueError(f"`task` must be one of {TASKS}, got {task!r}")
+        if subtask is not None and subtask not in SUBTASKS:
+            raise ValueError(f"`subtask` must be one of {SUBTASKS}, got {subtask!r}")
+        return preprocess, forward, post
+
+    def _processor(self):
+        from hf_promptseg.models.dinov.processing_dinov import DinovProcessor
+
+        return DinovProcessor(self.image_processor)
+
+    def preprocess(self, image, reference_images=None, prompts=None):
+        image = image if not isinstance(image, str) else Image.open(image).convert("RGB")
+        target = self.image_processor(image)
+        model_inputs = {"target": target, "original_size": target["original_sizes"][0].tolist()}
+        if prompts is not None:
+            references = reference_images if reference_images is not None else [image]
+            references = references if isinstance(references, (list, tuple)) else [references]
+            prompt_list = prompts if isinstance(prompts, (list, tuple)) else [prompts]
+            processor = self._processor()
+            model_inputs["references"] = [
+                processor(reference, prompts=prompt) for reference, prompt in zip(references, prompt_list, strict=True)
+            ]
+        return model_inputs
+
+    def _forward(self, model_inputs, task="referring", labels=None, prompt_bank=None, num_examples=16, seed=0):
+        model = self.model
+        target = model_inputs["target"]
+        features = model.model.get_image_features(target["pixel_values"].to(self.device))
+        if prompt_bank is not None:
+            if task != "generic":
+                raise ValueError("a `prompt_bank` holds categories: use it with task='generic'")
+            queries = prompt_bank.category_queries(model, num_examples=num_examples, seed=seed)
+            names = prompt_bank.categories
+        else:
+            if "references" not in model_inputs:
+                raise ValueError(
+                    "pass `prompts` (and optionally `reference_images`) or, for task='generic', a `prompt_bank`"
+                )
+            tokens = []
+            for reference in model_inputs["references"]:
+                reference_features = model.model.get_image_features(reference["pixel_values"].to(self.device))
+                tokens.append(
+                    model.model.encode_visual_prompts(
+                        reference_features.multi_scale_features, reference["prompt_masks"].to(self.device)
+                    ).tokens[0]
+                )
+            tokens = torch.cat(tokens)
+            names = list(range(len(tokens))) if labels is None else list(labels)
+            if len(names) != len(tokens):
+                raise ValueError(f"`labels` names {len(names)} prompts but there are {len(tokens)}")
+            if task == "generic":
+                unique = list(dict.fromkeys(names))
+                tokens = torch.stack([tokens[[i for i, n in enumerate(names) if n == u]].mean(0) for u in unique])
+                names = unique
+            queries = (tokens + model.model.label_enc.weight[0] + model.model.pb_embedding.weight[1])[None]
+        boxes = inverse_sigmoid(queries.new_tensor([0.0, 0.0, 1.0, 1.0])).expand(*queries.shape[:2], 4)
+        if task == "generic":
+            outputs = model.generic(features, queries, boxes)
+        else:
+            outputs = model.referring(features, queries, boxes, tuple(target["pixel_values"].shape[-2:]))
+        return {"outputs": outputs, "names": names, "image_size": target["image_sizes"][0].tolist(),
+                "original_size": model_inputs["original_size"]}  # fmt: skip
+
+    def postprocess(
+        self, model_outputs, task="referring", subtask="instance", threshold=0.0, iou_threshold=None,
+        nms_threshold=None, min_mask_area=None,
+    ):  # fmt: skip
+        """Referring filters default to the model config's (`iou_threshold`, `nms_threshold`, `min_mask_area`)."""
+        outputs, names = model_outputs["outputs"], model_outputs["names"]
+        image_size, original = model_outputs["image_size"], model_outputs["original_size"]
+        processor, config = self.image_processor, self.model.config
+        if task == "referring":
+            result = processor.post_process_referring(
+                outputs,
+                image_size=image_size,
+                target_size=original,
+                iou_threshold=config.iou_threshold if iou_threshold is None else iou_threshold,
+                nms_threshold=config.nms_threshold if nms_threshold is None else nms_threshold,
+                min_mask_area=config.min_mask_area if min_mask_area is None else min_mask_area,
+            )[0]
+            return [
+                {"mask": (mask > 0).cpu().numpy(), "score": float(score), "prompt": names[i]}
+                for i, (mask, score) in enumerate(zip(result["masks"], result["scores"]))
+            ]
+        if subtask == "semantic":
+            segmentation = processor.post_process_semantic(outputs, [image_size], [original])[0]
+            return {"segmentation": segmentation.cpu().numpy(), "labels": names}
+        if subtask == "panoptic":
+            result = processor.post_process_panoptic(outputs, [image_size], [original])[0]
+            for segment in result["segments_info"]:
+                segment["label"] = names[segment["label_id"]]
+            return {"segmentation": result["segmentation"].cpu().numpy(), "segments_info": result["segments_info"]}
+        result = processor.post_process_instance(outputs, [image_size], [original], threshold=threshold)[0]
+        return [
+            {"mask": mask.cpu().numpy().astype(np.bool_), "score": float(score), "label": names[int(label)]}
+            for mask, score, label in zip(result["masks"], result["scores"], result["labels"])
+        ]
+
+
+def register_visual_prompt_segmentation_pipeline() -> None:
+    PIPELINE_REGISTRY.register_pipeline(
+        "visual-prompt-segmentation",
+        pipeline_class=VisualPromptSegmentationPipeline,
+        pt_model=DinovForVisualPromptSegmentation,
+        type="image",
+    )
+
+
+__all__ = ["VisualPromptSegmentationPipeline", "register_visual_prompt_segmentation_pipeline"]
