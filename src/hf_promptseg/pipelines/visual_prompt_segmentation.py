@@ -173,10 +173,12 @@ class VisualPromptSegmentationPipeline(Pipeline):
             for segment in result["segments_info"]:
                 segment["label"] = names[segment["label_id"]]
             return {"segmentation": result["segmentation"].cpu().numpy(), "segments_info": result["segments_info"]}
-        result = processor.post_process_instance(outputs, [image_size], [original], threshold=threshold)[0]
+        result = processor.post_process_instance(
+            outputs, [image_size], [original], threshold=threshold, return_binary_maps=True
+        )[0]
         return [
-            {"mask": mask.cpu().numpy().astype(np.bool_), "score": float(score), "label": names[int(label)]}
-            for mask, score, label in zip(result["masks"], result["scores"], result["labels"])
+            {"mask": mask.cpu().numpy().astype(np.bool_), "score": info["score"], "label": names[info["label_id"]]}
+            for mask, info in zip(result["segmentation"], result["segments_info"])
         ]
 
 

@@ -9,6 +9,7 @@ from hf_promptseg.models.dinov import (
     DinovConfig,
     DinovForVisualPromptSegmentation,
     DinovImageProcessor,
+    DinovSegmentationOutput,
     convert_dinov_checkpoint,
 )
 from tests.conftest import fixture_dir
@@ -74,6 +75,10 @@ def test_bad_calls(model):
         model(torch.randn(1, 3, 64, 64), prompt_masks=torch.ones(1, 1, 64, 64), task="panoptic")
     with pytest.raises(ValueError, match="prompt_masks"):
         model(torch.randn(1, 3, 64, 64))
+    with pytest.raises(ValueError, match="max_prompts"):
+        model(torch.randn(1, 3, 64, 64), prompt_masks=torch.ones(1, 300, 64, 64))
+    with pytest.raises(ValueError, match="max_prompts"):
+        model(torch.randn(1, 3, 64, 64), content_queries=torch.zeros(1, 0, 32))
     with pytest.raises(ValueError, match=r"\(batch, prompts, height, width\)"):
         model.model.encode_visual_prompts((torch.zeros(1, 32, 8, 8),), torch.ones(1, 64, 64))
 
@@ -116,3 +121,21 @@ def test_cli_converts_the_fixture(tmp_path, capsys):
     assert code == 0 and (out / "model.safetensors").is_file() and (out / "preprocessor_config.json").is_file()
     assert AutoConfig.from_pretrained(out).num_queries == 60
     assert main(["convert", "dinov", str(folder / "reference_state_dict.safetensors"), str(out)]) == 2  # not empty
+
+
+def test_generic_post_processing_formats(model):
+    processor = DinovImageProcessor()
+    torch.manual_seed(1)
+    outputs = DinovSegmentationOutput(logits=torch.randn(1, 8, 3) * 3, pred_masks=torch.randn(1, 8, 16, 24) * 3)
+    instance = processor.post_process_instance(outputs, [(60, 90)], [(30, 45)], top_k=5)[0]
+    assert instance["segmentation"].shape == (30, 45) and len(instance["segments_info"]) == 5
+    scores = [s["score"] for s in instance["segments_info"]]
+    assert scores == sorted(scores, reverse=True) and instance["segmentation"].min() >= -1
+    maps = processor.post_process_instance(outputs, [(60, 90)], top_k=5, return_binary_maps=True)[0]
+    assert maps["segmentation"].shape == (5, 60, 90) and maps["segmentation"].dtype == torch.bool
+    semantic = processor.post_process_semantic(outputs, [(60, 90)])[0]
+    assert semantic.shape == (60, 90) and int(semantic.max()) < 3
+    panoptic = processor.post_process_panoptic(outputs, [(60, 90)], stuff_categories={0})[0]
+    ids = set(panoptic["segmentation"].unique().tolist()) - {-1}
+    assert ids == {s["id"] for s in panoptic["segments_info"]}
+    assert len([s for s in panoptic["segments_info"] if s["label_id"] == 0]) <= 1  # stuff merged per category

@@ -37,6 +37,8 @@ class DinovConfig(PretrainedConfig):
         point_box_size: side in pixels of the box around each interactive point.
         nms_threshold / iou_threshold / min_mask_area: referring post-filter (NMS IoU, predicted-IoU floor, minimum
             mask pixels at 1/4 resolution).
+        max_prompts: most visual prompts (content queries) one forward pass takes; the referring decoder attends
+            over points × tokens + prompts queries with a dense self-attention mask, so this bounds its memory.
         layer_norm_eps / group_norm_groups: normalisation constants.
     """
 
@@ -65,6 +67,7 @@ class DinovConfig(PretrainedConfig):
         nms_threshold: float = 0.7,
         iou_threshold: float = 0.5,
         min_mask_area: int = 50,
+        max_prompts: int = 256,
         layer_norm_eps: float = 1e-5,
         group_norm_groups: int = 32,
         **kwargs: Any,
@@ -97,6 +100,7 @@ class DinovConfig(PretrainedConfig):
         self.nms_threshold = nms_threshold
         self.iou_threshold = iou_threshold
         self.min_mask_area = min_mask_area
+        self.max_prompts = max_prompts
         self.layer_norm_eps = layer_norm_eps
         self.group_norm_groups = group_norm_groups
         super().__init__(**kwargs)

@@ -225,10 +225,15 @@ class DinovImageProcessor(BaseImageProcessor):
 
     def post_process_instance(
         self, outputs: Any, image_sizes: list, target_sizes: list | None = None, top_k: int = 300,
-        threshold: float = 0.0,
+        threshold: float = 0.0, return_binary_maps: bool = False,
     ) -> list[dict[str, Any]]:  # fmt: skip
-        """Per image: `masks` (K, H, W) bool, `labels`, `scores` = class score × mean mask probability inside the mask,
-        for the `top_k` (query, category) pairs by sigmoid class score (the reference's instance inference)."""
+        """Instances in transformers' format: per image `segmentation` (H, W) segment ids (-1 = none; where masks
+        overlap the higher score wins) and `segments_info` (`id`, `label_id`, `score`, `was_fused`); with
+        `return_binary_maps=True`, `segmentation` is the (K, H, W) stack of masks instead.
+
+        The reference's instance inference: the `top_k` (query, category) pairs by sigmoid class score, each scored
+        class score × mean mask probability inside its mask; kept above `threshold`.
+        """
         results = []
         for index in range(outputs.logits.shape[0]):
             logits = outputs.logits[index].sigmoid()
@@ -240,8 +245,19 @@ class DinovImageProcessor(BaseImageProcessor):
             binary = masks > 0
             inside = (masks.sigmoid() * binary).flatten(1).sum(-1) / (binary.flatten(1).sum(-1) + 1e-6)
             scores = scores * inside
-            keep = scores > threshold
-            results.append({"masks": binary[keep], "labels": labels[keep], "scores": scores[keep]})
+            keep = (scores > threshold).nonzero()[:, 0]
+            keep = keep[scores[keep].argsort(descending=True)]
+            segments = [
+                {"id": i, "label_id": int(labels[k]), "score": float(scores[k]), "was_fused": False}
+                for i, k in enumerate(keep.tolist())
+            ]
+            if return_binary_maps:
+                segmentation = binary[keep]
+            else:
+                segmentation = torch.full(binary.shape[-2:], -1, dtype=torch.long)
+                for i in reversed(range(len(keep))):
+                    segmentation[binary[keep[i]]] = i
+            results.append({"segmentation": segmentation, "segments_info": segments})
         return results
 
     def post_process_panoptic(

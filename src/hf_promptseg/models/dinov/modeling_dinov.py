@@ -353,6 +353,11 @@ class DinovModel(DinovPreTrainedModel):
             raise ValueError(
                 f"`prompt_masks` must have shape (batch, prompts, height, width), got {tuple(prompt_masks.shape)}"
             )
+        if not 1 <= prompt_masks.shape[1] <= self.config.max_prompts:
+            raise ValueError(
+                f"got {prompt_masks.shape[1]} visual prompts; between 1 and `config.max_prompts`="
+                f"{self.config.max_prompts} are supported per image"
+            )
         tokens, pyramid = self.prompt_encoder(multi_scale_features, prompt_masks)
         queries = tokens + self.label_enc.weight[0] + self.pb_embedding.weight[1]
         boxes = inverse_sigmoid(tokens.new_tensor([0.0, 0.0, 1.0, 1.0])).expand(*tokens.shape[:2], 4)
@@ -459,6 +464,11 @@ class DinovForVisualPromptSegmentation(DinovPreTrainedModel):
         else:
             content_boxes = inverse_sigmoid(content_queries.new_tensor([0.0, 0.0, 1.0, 1.0])).expand(
                 *content_queries.shape[:2], 4
+            )
+        if not 1 <= content_queries.shape[1] <= self.config.max_prompts:
+            raise ValueError(
+                f"got {content_queries.shape[1]} content queries; between 1 and `config.max_prompts`="
+                f"{self.config.max_prompts} are supported"
             )
         if task == "generic":
             return self.generic(target, content_queries, content_boxes)
