@@ -36,7 +36,7 @@ PATCH_SIZE = 8
 
 
 def demo_sam_config(patch_size: int = PATCH_SIZE) -> SamConfig:
-    """A 1.8 M-parameter SAM at 128×128 input (`128 // patch_size` image tokens a side, 4× that for masks)."""
+    """A ~1.8-1.9 M-parameter SAM at 128×128 input (`128 // patch_size` image tokens a side, 4× that for masks)."""
     return SamConfig(
         vision_config={
             "hidden_size": 128,
@@ -169,6 +169,9 @@ def main() -> None:
     parser.add_argument("--package-to", type=Path, help="after training, copy the model here with an evaluated card")
     parser.add_argument("--init-from", type=Path, help="start from the weights of a saved SamModel dir (fine-tune)")
     parser.add_argument("--patch-size", type=int, default=PATCH_SIZE, help="ViT patch size (tokens = 128 / patch)")
+    parser.add_argument(
+        "--stop-after", type=int, help="end the run after this step (the schedule still spans --steps)"
+    )
     args = parser.parse_args()
 
     accelerator = Accelerator()
@@ -187,7 +190,8 @@ def main() -> None:
         start = json.loads((state_dir / "progress.json").read_text())["step"]
     # One independent scene stream per process and resume point, so ranks and restarts never repeat scenes.
     rng = np.random.default_rng([args.seed, accelerator.process_index, start])
-    progress = tqdm(range(start, args.steps), initial=start, total=args.steps, disable=not accelerator.is_main_process)
+    end = min(args.steps, args.stop_after or args.steps)
+    progress = tqdm(range(start, end), initial=start, total=args.steps, disable=not accelerator.is_main_process)
     for step in progress:
         batch = sample_batch(rng, args.images_per_step, args.prompts_per_image, processor)
         batch = {k: v.to(accelerator.device) for k, v in batch.items()}
@@ -198,7 +202,7 @@ def main() -> None:
         scheduler.step()
         optimizer.zero_grad()
         progress.set_postfix(loss=f"{loss.item():.3f}", **{k: f"{v:.2f}" for k, v in logs.items()})
-        if (step + 1) % args.checkpoint_every == 0 or step + 1 == args.steps:
+        if (step + 1) % args.checkpoint_every == 0 or step + 1 == end:
             accelerator.save_state(state_dir)
             if accelerator.is_main_process:
                 (state_dir / "progress.json").write_text(json.dumps({"step": step + 1}))
@@ -208,13 +212,23 @@ def main() -> None:
         processor.save_pretrained(args.output_dir / "model")
         processor.image_processor.save_pretrained(args.output_dir / "model")
     accelerator.end_training()
-    if start < args.steps and not math.isfinite(loss.item()):
+    if start < end and not math.isfinite(loss.item()):
         raise SystemExit("training diverged (non-finite loss)")
     if args.package_to and accelerator.is_main_process:
-        package(args.output_dir / "model", args.package_to, args)
+        package(args.output_dir / "model", args.package_to, training_summary(args))
 
 
-def package(model_dir: Path, target: Path, args: argparse.Namespace) -> None:
+def training_summary(args: argparse.Namespace) -> str:
+    end = min(args.steps, args.stop_after or args.steps)
+    source = f", starting from `{args.init_from}`" if args.init_from else ""
+    return (
+        f"`examples/train_demo_sam.py` ({end} of {args.steps} scheduled steps, patch {args.patch_size}, "
+        f"{args.images_per_step} images × {args.prompts_per_image} prompts per step, AdamW at {args.learning_rate:g}, "
+        f"cosine schedule{source}; see the README for the full two-stage recipe)."
+    )
+
+
+def package(model_dir: Path, target: Path, training: str) -> None:
     """Copy the trained model to `target` (e.g. the package's assets) with a model card holding held-out IoU."""
     import shutil
 
@@ -232,11 +246,10 @@ def package(model_dir: Path, target: Path, args: argparse.Namespace) -> None:
             tmp,
             kind="sam",
             repo_id="hf-promptseg/demo-sam",
-            summary="A 1.8 M-parameter SAM (transformers `SamModel`, 128×128 input) trained from scratch on procedural "
-            "scenes to answer point and box prompts. It is the offline default of `hf-promptseg demo`; it knows "
-            "textured shapes, not natural images.",
-            training=f"`examples/train_demo_sam.py` ({args.steps} steps, {args.images_per_step} images × "
-            f"{args.prompts_per_image} prompts per step, AdamW, cosine schedule; see the script for the exact runs).",
+            summary="A 1.9 M-parameter SAM (transformers `SamModel`, 128×128 input, 4-pixel patches) trained from "
+            "scratch on procedural scenes to answer point and box prompts. It is the offline default of "
+            "`hf-promptseg demo`; it knows textured shapes, not natural images.",
+            training=training,
             eval_results={"mean_iou_point": metrics["mean_iou_point"], "mean_iou_box": metrics["mean_iou_box"]},
             eval_dataset=f"hf-promptseg synthetic scenes (64 held-out, seed {DEFAULT_EVAL_SEED})",
             datasets=None,
