@@ -1,7 +1,7 @@
 import pytest
 import torch
 from safetensors.torch import save_file
-from transformers import AutoConfig, AutoImageProcessor, AutoModel
+from transformers import AutoConfig, AutoImageProcessor, AutoModel, AutoProcessor
 
 import hf_promptseg  # noqa: F401  (registers the dinov model type)
 from hf_promptseg.cli import main
@@ -118,8 +118,10 @@ def test_cli_converts_the_fixture(tmp_path, capsys):
     out = tmp_path / "dinov"
     code = main(["convert", "dinov", str(folder / "reference_state_dict.safetensors"), str(out),
                  "--reference-config", str(folder / "reference_config.json")])  # fmt: skip
-    assert code == 0 and (out / "model.safetensors").is_file() and (out / "preprocessor_config.json").is_file()
+    assert code == 0 and (out / "model.safetensors").is_file() and (out / "processor_config.json").is_file()
+    assert isinstance(AutoImageProcessor.from_pretrained(out), DinovImageProcessor)
     assert AutoConfig.from_pretrained(out).num_queries == 60
+    assert type(AutoProcessor.from_pretrained(out)).__name__ == "DinovProcessor"
     assert main(["convert", "dinov", str(folder / "reference_state_dict.safetensors"), str(out)]) == 2  # not empty
 
 

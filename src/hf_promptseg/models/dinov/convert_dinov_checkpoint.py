@@ -220,7 +220,8 @@ def convert_dinov_checkpoint(
     Args:
         checkpoint: `model_swinT.pth` / `model_swinL.pth` (loaded with `weights_only=True`) or a `.safetensors` file
             with the release's key names.
-        output_dir: write `config.json`, `model.safetensors` and `preprocessor_config.json` there (atomically).
+        output_dir: write `config.json`, `model.safetensors` and `processor_config.json` (image processor settings
+            nested, as transformers 5 saves processors) there, atomically.
         variant: "swin-t" / "swin-l" to check the checkpoint is that release, or "auto".
         reference_config: the reference's YAML (or JSON of the same `MODEL.*` structure) for the values shapes
             cannot tell; without it the released presets' values are used.
@@ -251,11 +252,12 @@ def convert_dinov_checkpoint(
     model.load_state_dict(state, strict=False)
     if output_dir is not None:
         from hf_promptseg.models.dinov.image_processing_dinov import DinovImageProcessor
+        from hf_promptseg.models.dinov.processing_dinov import DinovProcessor
         from hf_promptseg.utils.files import atomic_output_dir
 
         with atomic_output_dir(output_dir, overwrite=overwrite) as tmp:
             model.save_pretrained(tmp)
-            DinovImageProcessor().save_pretrained(tmp)
+            DinovProcessor(DinovImageProcessor()).save_pretrained(tmp)
     return model
 
 
