@@ -11,6 +11,7 @@ built without per-pixel Python work.
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from typing import Any
 
 import torch
@@ -22,6 +23,7 @@ from transformers.utils import logging
 from hf_promptseg.models.sam.fast_mask_decoder import FastSamMaskDecoder
 from hf_promptseg.models.sam.fast_mask_generation import generate_candidates
 from hf_promptseg.models.sam.image_processing_sam import HfPromptsegSamImageProcessor, nms, validate_images
+from hf_promptseg.models.sam.row_chunked_attention import row_chunked_vision_attention
 from hf_promptseg.models.sam.run_length import decode_run_lengths, run_lengths_as_lists
 
 
@@ -51,7 +53,8 @@ class HfPromptsegMaskGenerationPipeline(MaskGenerationPipeline):
     - the final NMS is torch-only (no torchvision);
     - `fast_decoder=True` (default for models saved by hf_promptseg, opt-in for any other SAM, SAM-HQ or SAM with
       a SAM-Adapter) returns the same masks several times faster with a fraction of the memory: see
-      `benchmarks/mask_generation.py`. `fast_decoder=False` runs transformers' own decoding path.
+      `benchmarks/mask_generation.py`. It also runs the ViT's global attention a few rows at a time (exact, bounded
+      memory). `fast_decoder=False` runs transformers' own path.
 
     Example:
         >>> import numpy as np, hf_promptseg
@@ -68,6 +71,7 @@ class HfPromptsegMaskGenerationPipeline(MaskGenerationPipeline):
         if fast_decoder is not None:
             if not isinstance(fast_decoder, bool):
                 raise TypeError(f"`fast_decoder` must be True or False, got {fast_decoder!r}")
+            preprocess_kwargs["fast_decoder"] = fast_decoder
             forward_params["fast_decoder"] = fast_decoder
             postprocess_kwargs["fast_decoder"] = fast_decoder
         return preprocess_kwargs, forward_params, postprocess_kwargs
@@ -75,12 +79,14 @@ class HfPromptsegMaskGenerationPipeline(MaskGenerationPipeline):
     def _fast_by_default(self) -> bool:
         return isinstance(self.image_processor, HfPromptsegSamImageProcessor)
 
-    def preprocess(self, image, *args, **kwargs):
+    def preprocess(self, image, *args, fast_decoder: bool | None = None, **kwargs):
         if not isinstance(image, str):
             validate_images(image, argument="image")
-        for chunk in super().preprocess(image, *args, **kwargs):
-            chunk["num_points"] = torch.tensor([chunk["input_points"].shape[1]])
-            yield chunk
+        fast = self._fast_by_default() if fast_decoder is None else fast_decoder
+        with row_chunked_vision_attention(self.model) if fast else nullcontext():
+            for chunk in super().preprocess(image, *args, **kwargs):
+                chunk["num_points"] = torch.tensor([chunk["input_points"].shape[1]])
+                yield chunk
 
     def _forward(
         self,
