@@ -37,6 +37,24 @@ def random_sam(config: SamConfig = TINY_SAM, seed: int = 0, std: float = 0.2) ->
     return model
 
 
+def random_sam_hq(seed: int = 0, std: float | None = 0.2):
+    """A SAM-HQ of `TINY_SAM`'s sizes; weights N(0, `std`) (None: transformers' own initialisation)."""
+    from transformers import SamHQConfig, SamHQModel
+
+    config = SamHQConfig(
+        vision_config=TINY_SAM.vision_config.to_dict(),
+        prompt_encoder_config=TINY_SAM.prompt_encoder_config.to_dict(),
+        mask_decoder_config={**TINY_SAM.mask_decoder_config.to_dict(), "vit_dim": 32},
+    )
+    torch.manual_seed(seed)
+    model = SamHQModel(config).eval()
+    if std is not None:
+        with torch.no_grad():
+            for param in model.parameters():
+                param.normal_(0, std)
+    return model
+
+
 def tiny_segment_anything_checkpoint(path: Path, seed: int = 0) -> Path:
     """A segment-anything-format `.safetensors` checkpoint of a random `TINY_SAM`."""
     state = to_segment_anything_state_dict(random_sam(seed=seed).state_dict())

@@ -75,19 +75,12 @@ def test_bad_images_are_refused(generator):
 
 
 def test_sam_hq_runs_single_and_batched(tmp_path):
-    from transformers import SamHQConfig, SamHQModel
-
     from hf_promptseg.models.sam.convert_sam_checkpoint import build_sam_processor
-    from tests.testing_utils import TINY_SAM
+    from tests.testing_utils import random_sam_hq
 
-    config = SamHQConfig(
-        vision_config=TINY_SAM.vision_config.to_dict(),
-        prompt_encoder_config=TINY_SAM.prompt_encoder_config.to_dict(),
-        mask_decoder_config={**TINY_SAM.mask_decoder_config.to_dict(), "vit_dim": 32},
-    )
-    torch.manual_seed(0)
-    SamHQModel(config).eval().save_pretrained(tmp_path)
-    build_sam_processor(config).image_processor.save_pretrained(tmp_path)
+    model = random_sam_hq(std=None)
+    model.save_pretrained(tmp_path)
+    build_sam_processor(model.config).image_processor.save_pretrained(tmp_path)
     hq = pipeline("mask-generation", model=str(tmp_path), dtype=torch.float32)
     rng = np.random.RandomState(0)
     images = [Image.fromarray(rng.randint(0, 255, (64, 80, 3), dtype=np.uint8)) for _ in range(3)]
@@ -183,23 +176,12 @@ def test_fast_path_with_a_sam_adapter(random_generator, images, tmp_path):
 
 
 def test_fast_path_with_sam_hq(tmp_path, images):
-    from transformers import SamHQConfig, SamHQModel
-
     from hf_promptseg.models.sam.convert_sam_checkpoint import build_sam_processor
-    from tests.testing_utils import TINY_SAM
+    from tests.testing_utils import random_sam_hq
 
-    config = SamHQConfig(
-        vision_config=TINY_SAM.vision_config.to_dict(),
-        prompt_encoder_config=TINY_SAM.prompt_encoder_config.to_dict(),
-        mask_decoder_config={**TINY_SAM.mask_decoder_config.to_dict(), "vit_dim": 32},
-    )
-    torch.manual_seed(0)
-    model = SamHQModel(config).eval()
-    with torch.no_grad():
-        for param in model.parameters():
-            param.normal_(0, 0.2)
+    model = random_sam_hq(std=0.2)
     model.save_pretrained(tmp_path)
-    build_sam_processor(config).image_processor.save_pretrained(tmp_path)
+    build_sam_processor(model.config).image_processor.save_pretrained(tmp_path)
     hq = pipeline("mask-generation", model=str(tmp_path), dtype=torch.float32)
     options = {**FILTERED, "output_rle_mask": True, "output_bboxes_mask": True}
     _assert_same_output(hq(images[0], fast_decoder=False, **options), hq(images[0], **options))

@@ -115,67 +115,54 @@ class HfPromptsegMaskGenerationPipeline(MaskGenerationPipeline):
 
         if "intermediate_embeddings" in model_inputs:
             model_inputs["intermediate_embeddings"] = _stack_intermediate(model_inputs["intermediate_embeddings"])
+        filters = {
+            "pred_iou_thresh": pred_iou_thresh,
+            "stability_score_thresh": stability_score_thresh,
+            "mask_threshold": mask_threshold,
+            "stability_score_offset": stability_score_offset,
+        }
+        sizes = (original_sizes, reshaped_input_sizes, full_image_sizes)
         if fast_decoder:
-            out = self._fast_decode(
-                model_inputs,
-                num_points,
-                input_boxes,
-                original_sizes,
-                reshaped_input_sizes,
-                full_image_sizes,
-                pred_iou_thresh,
-                stability_score_thresh,
-                mask_threshold,
-                stability_score_offset,
-            )
-            out["is_last"] = is_last
-            return out if collated else {key: value[0] for key, value in out.items()}
+            out = self._fast_decode(model_inputs, num_points, input_boxes, *sizes, filters)
+        else:
+            size_kwargs = {}
+            if max_hole_area is not None:
+                size_kwargs["max_hole_area"] = max_hole_area
+            if max_sprinkle_area is not None and max_sprinkle_area > 0:
+                size_kwargs["max_sprinkle_area"] = max_sprinkle_area
+            out = self._stock_decode(model_inputs, num_points, input_boxes, *sizes, filters, size_kwargs)
+        out["is_last"] = is_last
+        return out if collated else {key: value[0] for key, value in out.items()}
+
+    def _stock_decode(
+        self, model_inputs, num_points, input_boxes, original_sizes, reshaped_input_sizes, full_image_sizes, filters,
+        size_kwargs,
+    ) -> dict[str, list]:  # fmt: skip
+        """transformers' decoding and `filter_masks`, per point batch of a collated batch."""
         model_outputs = self.model(**model_inputs)
         low_resolution_masks = model_outputs["pred_masks"]
         iou_scores = model_outputs["iou_scores"]
-        size_kwargs = {}
-        if max_hole_area is not None:
-            size_kwargs["max_hole_area"] = max_hole_area
-        if max_sprinkle_area is not None and max_sprinkle_area > 0:
-            size_kwargs["max_sprinkle_area"] = max_sprinkle_area
 
-        out: dict[str, list] = {"masks": [], "is_last": is_last, "boxes": [], "iou_scores": []}
+        out: dict[str, list] = {"masks": [], "boxes": [], "iou_scores": []}
         for i, count in enumerate(num_points):
             masks = self.image_processor.post_process_masks(
                 low_resolution_masks[i : i + 1, :count],
                 [original_sizes[i]],
-                mask_threshold=mask_threshold,
+                mask_threshold=filters["mask_threshold"],
                 reshaped_input_sizes=[reshaped_input_sizes[i]],
                 binarize=False,
                 **size_kwargs,
             )
             masks, scores, boxes = self.image_processor.filter_masks(
-                masks[0],
-                iou_scores[i, :count],
-                full_image_sizes[i],
-                input_boxes[i],
-                pred_iou_thresh,
-                stability_score_thresh,
-                mask_threshold,
-                stability_score_offset,
+                masks[0], iou_scores[i, :count], full_image_sizes[i], input_boxes[i], **filters
             )
             out["masks"].append(masks)
             out["boxes"].append(boxes)
             out["iou_scores"].append(scores)
-        return out if collated else {key: value[0] for key, value in out.items()}
+        return out
 
     def _fast_decode(
-        self,
-        model_inputs,
-        num_points,
-        input_boxes,
-        original_sizes,
-        reshaped_input_sizes,
-        full_image_sizes,
-        pred_iou_thresh,
-        stability_score_thresh,
-        mask_threshold,
-        stability_score_offset,
+        self, model_inputs, num_points, input_boxes, original_sizes, reshaped_input_sizes, full_image_sizes, filters
     ) -> dict[str, list]:
         """`FastSamMaskDecoder` + filters for each point batch; same candidates as the stock path, fewer upscaled."""
         model = self.model
@@ -197,10 +184,7 @@ class HfPromptsegMaskGenerationPipeline(MaskGenerationPipeline):
                 sparse[0],
                 dense[:1],
                 [layer[i : i + 1] for layer in intermediate] if intermediate is not None else None,
-                pred_iou_thresh=pred_iou_thresh,
-                stability_score_thresh=stability_score_thresh,
-                mask_threshold=mask_threshold,
-                stability_score_offset=stability_score_offset,
+                **filters,
                 post_process=lambda logits, i=i: self.image_processor.post_process_masks(
                     [logits[None]], [original_sizes[i]], [reshaped_input_sizes[i]], binarize=False
                 )[0][0],

@@ -10,16 +10,23 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import torch
 from PIL import Image
 from transformers import Pipeline
 from transformers.pipelines import PIPELINE_REGISTRY
 
-from hf_promptseg.models.dinov.modeling_dinov import DinovForVisualPromptSegmentation, inverse_sigmoid
+from hf_promptseg.models.dinov.modeling_dinov import DinovForVisualPromptSegmentation, content_boxes
 
 TASKS = ("referring", "generic")
 SUBTASKS = ("instance", "semantic", "panoptic")
+
+
+def _given(**parameters: Any) -> dict[str, Any]:
+    """The parameters the caller set (None = not given: the step's default applies)."""
+    return {name: value for name, value in parameters.items() if value is not None}
 
 
 class VisualPromptSegmentationPipeline(Pipeline):
@@ -54,32 +61,10 @@ class VisualPromptSegmentationPipeline(Pipeline):
         min_mask_area=None,
         **kwargs,
     ):
-        preprocess = {
-            k: v for k, v in {"reference_images": reference_images, "prompts": prompts}.items() if v is not None
-        }
-        forward = {
-            k: v
-            for k, v in {
-                "task": task,
-                "labels": labels,
-                "prompt_bank": prompt_bank,
-                "num_examples": num_examples,
-                "seed": seed,
-            }.items()  # fmt: skip
-            if v is not None
-        }
-        post = {
-            k: v
-            for k, v in {
-                "task": task,
-                "subtask": subtask,
-                "threshold": threshold,
-                "iou_threshold": iou_threshold,
-                "nms_threshold": nms_threshold,
-                "min_mask_area": min_mask_area,
-            }.items()  # fmt: skip
-            if v is not None
-        }
+        preprocess = _given(reference_images=reference_images, prompts=prompts)
+        forward = _given(task=task, labels=labels, prompt_bank=prompt_bank, num_examples=num_examples, seed=seed)
+        post = _given(task=task, subtask=subtask, threshold=threshold, iou_threshold=iou_threshold,
+                      nms_threshold=nms_threshold, min_mask_area=min_mask_area)  # fmt: skip
         if task is not None and task not in TASKS:
             raise ValueError(f"`task` must be one of {TASKS}, got {task!r}")
         if subtask is not None and subtask not in SUBTASKS:
@@ -135,8 +120,8 @@ class VisualPromptSegmentationPipeline(Pipeline):
                 unique = list(dict.fromkeys(names))
                 tokens = torch.stack([tokens[[i for i, n in enumerate(names) if n == u]].mean(0) for u in unique])
                 names = unique
-            queries = (tokens + model.model.label_enc.weight[0] + model.model.pb_embedding.weight[1])[None]
-        boxes = inverse_sigmoid(queries.new_tensor([0.0, 0.0, 1.0, 1.0])).expand(*queries.shape[:2], 4)
+            queries = model.model.prompt_queries(tokens[None])[0]
+        boxes = content_boxes(queries)
         if task == "generic":
             outputs = model.generic(features, queries, boxes)
         else:

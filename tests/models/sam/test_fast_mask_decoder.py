@@ -3,10 +3,9 @@
 import pytest
 import torch
 from torch import nn
-from transformers import SamHQConfig, SamHQModel
 
 from hf_promptseg.models.sam.fast_mask_decoder import FactorizedImageTokens, FastSamMaskDecoder
-from tests.testing_utils import TINY_SAM, random_sam
+from tests.testing_utils import TINY_SAM, random_sam, random_sam_hq
 
 TOLERANCE = {"atol": 1e-5, "rtol": 1e-4}
 
@@ -80,16 +79,8 @@ def test_default_sized_decoder_matches(embeddings):
 
 
 def test_sam_hq_iou_scores_match():
-    config = SamHQConfig(
-        vision_config=TINY_SAM.vision_config.to_dict(),
-        prompt_encoder_config=TINY_SAM.prompt_encoder_config.to_dict(),
-        mask_decoder_config={**TINY_SAM.mask_decoder_config.to_dict(), "vit_dim": 32},
-    )
-    torch.manual_seed(0)
-    model = SamHQModel(config).eval()
+    model = random_sam_hq(std=0.2)
     with torch.no_grad():
-        for param in model.parameters():
-            param.normal_(0, 0.2)
         pixel_values = torch.randn(1, 3, 256, 256)
         embeddings, intermediate = model.get_image_embeddings(pixel_values)
         prompts = _prompts("point")

@@ -170,10 +170,8 @@ class DinovImageProcessor(BaseImageProcessor):
         from hf_promptseg.models.sam.image_processing_sam import nms
 
         results = []
-        padded = None
         for index in range(outputs.pred_masks.shape[0]):
             masks = outputs.pred_masks[index]
-            padded = (masks.shape[-2] * 4, masks.shape[-1] * 4)
             ious = outputs.iou_scores[index].reshape(-1)
             candidates = (ious > iou_threshold).nonzero()[:, 0]
             if candidates.numel() == 0:
@@ -187,13 +185,8 @@ class DinovImageProcessor(BaseImageProcessor):
             probabilities = outputs.match_scores[index][:, candidates].softmax(-1)
             scores, best = probabilities.max(-1)
             chosen = candidates[best]
-            upsampled = F.interpolate(masks[chosen][None], size=padded, mode="bilinear", align_corners=False)[0]
-            cropped = upsampled[:, : image_size[0], : image_size[1]]
-            final = cropped
-            if target_size is not None:
-                final = F.interpolate(
-                    cropped[None], size=target_size, mode="bicubic", align_corners=False, antialias=True
-                )[0]
+            cropped = self._to_image(masks[chosen], image_size, None)
+            final = self._resize(cropped, target_size) if target_size is not None else cropped
             results.append({"masks": final, "scores": scores, "indices": chosen, "masks_before_resize": cropped})
         return results
 
@@ -206,10 +199,13 @@ class DinovImageProcessor(BaseImageProcessor):
         masks = F.interpolate(masks[None], size=padded, mode="bilinear", align_corners=False)[0]
         masks = masks[:, : image_size[0], : image_size[1]]
         if target_size is not None and tuple(target_size) != tuple(image_size):
-            masks = F.interpolate(masks[None], size=target_size, mode="bicubic", align_corners=False, antialias=True)[
-                0
-            ]
+            masks = DinovImageProcessor._resize(masks, target_size)
         return masks
+
+    @staticmethod
+    def _resize(masks: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+        """Bicubic resize with antialiasing, as the reference's `sem_seg_postprocess`."""
+        return F.interpolate(masks[None], size=tuple(size), mode="bicubic", align_corners=False, antialias=True)[0]
 
     def post_process_semantic(
         self, outputs: Any, image_sizes: list, target_sizes: list | None = None, temperature: float = 0.06

@@ -34,6 +34,19 @@ def inverse_sigmoid(x: torch.Tensor, eps: float = INVERSE_SIGMOID_EPS) -> torch.
     return torch.log(x.clamp(min=eps) / (1 - x).clamp(min=eps))
 
 
+def content_boxes(queries: torch.Tensor) -> torch.Tensor:
+    """(B, N, 4) unsigmoided reference boxes of content queries: the whole image, `inverse_sigmoid([0, 0, 1, 1])`."""
+    return inverse_sigmoid(queries.new_tensor([0.0, 0.0, 1.0, 1.0])).expand(*queries.shape[:2], 4)
+
+
+def _flatten_levels(maps) -> tuple[torch.Tensor, list[tuple[int, int]], torch.Tensor]:
+    """(B, C, h, w) maps → (B, Σhw, C) tokens, their spatial shapes and each level's first token index."""
+    shapes = [tuple(level.shape[-2:]) for level in maps]
+    tokens = torch.cat([level.flatten(2).transpose(1, 2) for level in maps], 1)
+    sizes = [h * w for h, w in shapes]
+    return tokens, shapes, torch.tensor([0, *sizes[:-1]], device=tokens.device).cumsum(0)
+
+
 @dataclass
 class DinovImageFeatures(ModelOutput):
     """Backbone + pixel decoder output for one batch of images.
@@ -160,16 +173,17 @@ class DinovPixelDecoder(nn.Module):
         stage_maps = tuple(feature.float() for feature in stage_maps)
         sources = [self.input_projections[i](stage_maps[s]) for i, s in enumerate(self.stages)]
         sources.append(self.input_projections[-1](stage_maps[self.stages[-1]]))
-        spatial_shapes = [tuple(source.shape[-2:]) for source in sources]
+        hidden_states, spatial_shapes, level_start_index = _flatten_levels(sources)
         batch = sources[0].shape[0]
-        tokens, positions = [], []
-        for level, source in enumerate(sources):
-            position = self.position_embedding(source.shape, source.device, source.dtype)
-            tokens.append(source.flatten(2).transpose(1, 2))
-            positions.append(position.flatten(2).transpose(1, 2) + self.level_embed[level])
-        hidden_states, position_embeddings = torch.cat(tokens, 1), torch.cat(positions, 1)
+        position_embeddings = torch.cat(
+            [
+                self.position_embedding(source.shape, source.device, source.dtype).flatten(2).transpose(1, 2)
+                + self.level_embed[level]
+                for level, source in enumerate(sources)
+            ],
+            1,
+        )
         sizes = [h * w for h, w in spatial_shapes]
-        level_start_index = torch.tensor([0, *sizes[:-1]], device=hidden_states.device).cumsum(0)
         reference_points = self._reference_points(spatial_shapes, hidden_states.device).expand(batch, -1, -1, -1)
         for layer in self.encoder.layers:
             hidden_states = layer(
@@ -284,10 +298,7 @@ class DinovDecoder(nn.Module):
     def forward(self, queries, boxes_unsigmoid, self_attn_mask, multi_scale_features) -> DinovDecoderOutput:
         """`queries` (B, Q, C), `boxes_unsigmoid` (B, Q, 4); memory levels are read low → high resolution."""
         levels = list(reversed(multi_scale_features))
-        spatial_shapes = [tuple(level.shape[-2:]) for level in levels]
-        memory = torch.cat([level.flatten(2).transpose(1, 2) for level in levels], 1)
-        sizes = [h * w for h, w in spatial_shapes]
-        starts = torch.tensor([0, *sizes[:-1]], device=memory.device).cumsum(0)
+        memory, spatial_shapes, starts = _flatten_levels(levels)
         reference = boxes_unsigmoid.sigmoid()
         references, hidden = [reference], []
         hidden_states = queries
@@ -359,9 +370,13 @@ class DinovModel(DinovPreTrainedModel):
                 f"{self.config.max_prompts} are supported per image"
             )
         tokens, pyramid = self.prompt_encoder(multi_scale_features, prompt_masks)
-        queries = tokens + self.label_enc.weight[0] + self.pb_embedding.weight[1]
-        boxes = inverse_sigmoid(tokens.new_tensor([0.0, 0.0, 1.0, 1.0])).expand(*tokens.shape[:2], 4)
+        queries, boxes = self.prompt_queries(tokens)
         return DinovVisualPrompts(content_queries=queries, content_boxes=boxes, tokens=tokens, mask_pyramid=pyramid)
+
+    def prompt_queries(self, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Decoder content queries for (B, N, C) prompt tokens (tokens + prompt embeddings) and their boxes."""
+        queries = tokens + self.label_enc.weight[0] + self.pb_embedding.weight[1]
+        return queries, content_boxes(queries)
 
     def point_boxes(self, padded_size: tuple[int, int], device=None) -> torch.Tensor:
         """(P, 4) cxcywh boxes of the interactive point grid, normalised by the padded image size (H, W)."""
@@ -460,20 +475,18 @@ class DinovForVisualPromptSegmentation(DinovPreTrainedModel):
                 raise ValueError("pass `prompt_masks` (with or without `reference_pixel_values`) or `content_queries`")
             features = target if reference_pixel_values is None else model.get_image_features(reference_pixel_values)
             prompts = model.encode_visual_prompts(features.multi_scale_features, prompt_masks)
-            content_queries, content_boxes = prompts.content_queries, prompts.content_boxes
+            content_queries, boxes = prompts.content_queries, prompts.content_boxes
         else:
-            content_boxes = inverse_sigmoid(content_queries.new_tensor([0.0, 0.0, 1.0, 1.0])).expand(
-                *content_queries.shape[:2], 4
-            )
+            boxes = content_boxes(content_queries)
         if not 1 <= content_queries.shape[1] <= self.config.max_prompts:
             raise ValueError(
                 f"got {content_queries.shape[1]} content queries; between 1 and `config.max_prompts`="
                 f"{self.config.max_prompts} are supported"
             )
         if task == "generic":
-            return self.generic(target, content_queries, content_boxes)
+            return self.generic(target, content_queries, boxes)
         padded = reference_padded_size or tuple(pixel_values.shape[-2:])
-        return self.referring(target, content_queries, content_boxes, padded)
+        return self.referring(target, content_queries, boxes, padded)
 
     def _masks(self, hidden: torch.Tensor, mask_features: torch.Tensor) -> torch.Tensor:
         return torch.einsum("bqc,bchw->bqhw", self.mask_embed(hidden), mask_features)
@@ -547,5 +560,6 @@ __all__ = [
     "DinovPreTrainedModel",
     "DinovSegmentationOutput",
     "DinovVisualPrompts",
+    "content_boxes",
     "inverse_sigmoid",
 ]

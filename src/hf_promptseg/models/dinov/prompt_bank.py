@@ -144,7 +144,7 @@ class DinovPromptBank:
             raise ValueError(
                 f"bank width {means.shape[-1]} does not match the model's hidden size {model.config.hidden_size}"
             )
-        return (means + model.model.label_enc.weight[0] + model.model.pb_embedding.weight[1])[None]
+        return model.model.prompt_queries(means[None])[0]
 
     def save_pretrained(self, save_directory: str | os.PathLike) -> None:
         directory = Path(save_directory)
