@@ -25,14 +25,16 @@ import torch
 import torch.nn.functional as F
 from accelerate import Accelerator
 from accelerate.utils import set_seed
+from scipy.ndimage import distance_transform_edt
 from tqdm.auto import tqdm
 from transformers import SamConfig, SamModel, get_cosine_schedule_with_warmup
 
-from hf_promptseg.data.scenes import make_scene
+from hf_promptseg.data.scenes import Scene, make_scene
 from hf_promptseg.models.sam.convert_sam_checkpoint import build_sam_processor
 
 IMAGE_SIZE = 128
 PATCH_SIZE = 8
+SCENE_OBJECTS = (2, 5)
 
 
 def demo_sam_config(patch_size: int = PATCH_SIZE) -> SamConfig:
@@ -97,21 +99,48 @@ def warm_start(model: SamModel, source: Path) -> None:
     model.load_state_dict(loaded)
 
 
-def sample_batch(rng: np.random.Generator, images: int, prompts_per_image: int, processor) -> dict[str, torch.Tensor]:
-    """Images with `prompts_per_image` objects each: GT masks, one random interior point and a jittered box."""
+def draw_scene(rng: np.random.Generator, per_object_sampling: bool = False) -> Scene:
+    """A training scene with at least one object; with `per_object_sampling`, kept with probability ∝ its objects."""
+    while True:
+        scene = make_scene(rng, IMAGE_SIZE, IMAGE_SIZE, num_objects=SCENE_OBJECTS)
+        if scene.masks and (not per_object_sampling or rng.random() * SCENE_OBJECTS[1] < len(scene.masks)):
+            return scene
+
+
+def sample_batch(
+    rng: np.random.Generator,
+    images: int,
+    prompts_per_image: int,
+    processor,
+    central_point_fraction: float = 0.0,
+    tight_box_fraction: float = 0.0,
+    per_object_sampling: bool = False,
+) -> dict[str, torch.Tensor]:
+    """Images with `prompts_per_image` objects each: GT masks, one point on the object and a box around it.
+
+    The point is any object pixel, or with probability `central_point_fraction` one of its central pixels (at least
+    half the largest distance to the boundary: where an evaluation's single click lands). The box is jittered by 5 %
+    of its side, or with probability `tight_box_fraction` left tight. With `per_object_sampling`, a scene is kept with
+    probability proportional to its object count, so every object is equally likely to be prompted (as in the held-out
+    evaluation) instead of sparse, easy scenes dominating.
+    """
     pictures, masks, points, boxes = [], [], [], []
     while len(pictures) < images:
-        scene = make_scene(rng, IMAGE_SIZE, IMAGE_SIZE)
-        if not scene.masks:
-            continue
+        scene = draw_scene(rng, per_object_sampling)
         chosen = rng.choice(len(scene.masks), prompts_per_image, replace=len(scene.masks) < prompts_per_image)
         scene_points, scene_boxes = [], []
         for index in chosen:
             ys, xs = np.nonzero(scene.masks[index])
+            x0, y0, x1, y1 = xs.min(), ys.min(), xs.max() + 1, ys.max() + 1
+            if central_point_fraction and rng.random() < central_point_fraction:
+                distance = distance_transform_edt(np.pad(scene.masks[index], 1))[1:-1, 1:-1][ys, xs]
+                central = distance >= distance.max() / 2
+                ys, xs = ys[central], xs[central]
             pick = rng.integers(len(ys))
             scene_points.append([[xs[pick] + 0.5, ys[pick] + 0.5]])
-            x0, y0, x1, y1 = xs.min(), ys.min(), xs.max() + 1, ys.max() + 1
             jitter = rng.normal(0, 0.05 * max(x1 - x0, y1 - y0), 4)
+            if tight_box_fraction and rng.random() < tight_box_fraction:
+                jitter[:] = 0
             scene_boxes.append([x0 + jitter[0], y0 + jitter[1], x1 + jitter[2], y1 + jitter[3]])
         pictures.append(scene.image)
         masks.append(np.stack([scene.masks[i] for i in chosen]))
@@ -140,7 +169,9 @@ def mask_losses(low_res_logits: torch.Tensor, targets: torch.Tensor) -> tuple[to
     return bce + dice, iou.float()
 
 
-def training_loss(model: SamModel, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
+def training_loss(
+    model: SamModel, batch: dict[str, torch.Tensor], iou_loss_weight: float = 1.0
+) -> tuple[torch.Tensor, dict[str, float]]:
     image_embeddings = model.vision_encoder(pixel_values=batch["pixel_values"]).last_hidden_state
     labels = torch.ones(batch["points"].shape[:3], dtype=torch.long, device=batch["points"].device)
     by_point = model(
@@ -151,7 +182,7 @@ def training_loss(model: SamModel, batch: dict[str, torch.Tensor]) -> tuple[torc
     for name, outputs in (("point", by_point), ("box", by_box)):
         losses, ious = mask_losses(outputs.pred_masks, batch["masks"])
         best = losses.argmin(-1, keepdim=True)
-        total = total + losses.gather(-1, best).mean() + F.mse_loss(outputs.iou_scores, ious)
+        total = total + losses.gather(-1, best).mean() + iou_loss_weight * F.mse_loss(outputs.iou_scores, ious)
         logs[f"iou_{name}"] = float(ious.gather(-1, best).mean())
     return total, logs
 
@@ -169,6 +200,12 @@ def main() -> None:
     parser.add_argument("--package-to", type=Path, help="after training, copy the model here with an evaluated card")
     parser.add_argument("--init-from", type=Path, help="start from the weights of a saved SamModel dir (fine-tune)")
     parser.add_argument("--patch-size", type=int, default=PATCH_SIZE, help="ViT patch size (tokens = 128 / patch)")
+    parser.add_argument("--central-point-fraction", type=float, default=0.0, help="share of central point prompts")
+    parser.add_argument("--tight-box-fraction", type=float, default=0.0, help="share of box prompts left unjittered")
+    parser.add_argument(
+        "--per-object-sampling", action="store_true", help="prompt every object equally often (keep crowded scenes)"
+    )
+    parser.add_argument("--iou-loss-weight", type=float, default=1.0, help="weight of the IoU head's MSE loss")
     parser.add_argument(
         "--stop-after", type=int, help="end the run after this step (the schedule still spans --steps)"
     )
@@ -193,9 +230,17 @@ def main() -> None:
     end = min(args.steps, args.stop_after or args.steps)
     progress = tqdm(range(start, end), initial=start, total=args.steps, disable=not accelerator.is_main_process)
     for step in progress:
-        batch = sample_batch(rng, args.images_per_step, args.prompts_per_image, processor)
+        batch = sample_batch(
+            rng,
+            args.images_per_step,
+            args.prompts_per_image,
+            processor,
+            args.central_point_fraction,
+            args.tight_box_fraction,
+            args.per_object_sampling,
+        )
         batch = {k: v.to(accelerator.device) for k, v in batch.items()}
-        loss, logs = training_loss(model, batch)
+        loss, logs = training_loss(model, batch, args.iou_loss_weight)
         accelerator.backward(loss)
         accelerator.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
@@ -224,7 +269,7 @@ def training_summary(args: argparse.Namespace) -> str:
     return (
         f"`examples/train_demo_sam.py` ({end} of {args.steps} scheduled steps, patch {args.patch_size}, "
         f"{args.images_per_step} images × {args.prompts_per_image} prompts per step, AdamW at {args.learning_rate:g}, "
-        f"cosine schedule{source}; see the README for the full two-stage recipe)."
+        f"cosine schedule{source}; see the README for the full recipe)."
     )
 
 
@@ -233,11 +278,11 @@ def package(model_dir: Path, target: Path, training: str) -> None:
     import shutil
 
     from hf_promptseg.data.scenes import make_scenes
-    from hf_promptseg.demo import DEFAULT_EVAL_SEED, PromptedSegmenter, evaluate_prompts
+    from hf_promptseg.demo import CARD_EVAL_SCENES, DEFAULT_EVAL_SEED, PromptedSegmenter, evaluate_prompts
     from hf_promptseg.hub import write_model_card
     from hf_promptseg.utils.files import atomic_output_dir
 
-    held_out = make_scenes(64, seed=DEFAULT_EVAL_SEED, height=IMAGE_SIZE, width=IMAGE_SIZE)
+    held_out = make_scenes(CARD_EVAL_SCENES, seed=DEFAULT_EVAL_SEED, height=IMAGE_SIZE, width=IMAGE_SIZE)
     metrics = evaluate_prompts(PromptedSegmenter(str(model_dir)), held_out)
     with atomic_output_dir(target, overwrite=True) as tmp:
         for path in model_dir.iterdir():
@@ -251,7 +296,7 @@ def package(model_dir: Path, target: Path, training: str) -> None:
             "`hf-promptseg demo`; it knows textured shapes, not natural images.",
             training=training,
             eval_results={"mean_iou_point": metrics["mean_iou_point"], "mean_iou_box": metrics["mean_iou_box"]},
-            eval_dataset=f"hf-promptseg synthetic scenes (64 held-out, seed {DEFAULT_EVAL_SEED})",
+            eval_dataset=f"hf-promptseg synthetic scenes ({CARD_EVAL_SCENES} held-out, seed {DEFAULT_EVAL_SEED})",
             datasets=None,
         )
     print(f"packaged {target}: {metrics}")

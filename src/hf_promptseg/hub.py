@@ -53,7 +53,8 @@ CARD_KINDS: dict[str, CardKind] = {
         tags=("sam", "segment-anything", "promptable-segmentation", "hf-promptseg"),
         summary="Promptable image segmentation with Segment Anything.",
         limitations="SAM segments what it is prompted with; it does not name objects. Masks near thin structures "
-        "and low-contrast boundaries are coarse at the 256×256 decoder resolution.",
+        "and low-contrast boundaries are coarse at the decoder's resolution (4× the image-embedding grid: 256×256 "
+        "for the released checkpoints).",
     ),
     "sam_adapter": CardKind(
         template="sam_adapter.md",
