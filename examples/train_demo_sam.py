@@ -25,11 +25,17 @@ import torch
 import torch.nn.functional as F
 from accelerate import Accelerator
 from accelerate.utils import set_seed
-from scipy.ndimage import distance_transform_edt
 from tqdm.auto import tqdm
 from transformers import SamConfig, SamModel, get_cosine_schedule_with_warmup
 
-from hf_promptseg.data.scenes import Scene, make_scene
+from hf_promptseg.data.scenes import Scene, make_scene, make_scenes
+from hf_promptseg.demo import (
+    CARD_EVAL_SCENES,
+    DEFAULT_EVAL_SEED,
+    PromptedSegmenter,
+    boundary_distance,
+    evaluate_prompts,
+)
 from hf_promptseg.models.sam.convert_sam_checkpoint import build_sam_processor
 
 IMAGE_SIZE = 128
@@ -133,7 +139,7 @@ def sample_batch(
             ys, xs = np.nonzero(scene.masks[index])
             x0, y0, x1, y1 = xs.min(), ys.min(), xs.max() + 1, ys.max() + 1
             if central_point_fraction and rng.random() < central_point_fraction:
-                distance = distance_transform_edt(np.pad(scene.masks[index], 1))[1:-1, 1:-1][ys, xs]
+                distance = boundary_distance(scene.masks[index])[ys, xs]
                 central = distance >= distance.max() / 2
                 ys, xs = ys[central], xs[central]
             pick = rng.integers(len(ys))
@@ -277,8 +283,6 @@ def package(model_dir: Path, target: Path, training: str) -> None:
     """Copy the trained model to `target` (e.g. the package's assets) with a model card holding held-out IoU."""
     import shutil
 
-    from hf_promptseg.data.scenes import make_scenes
-    from hf_promptseg.demo import CARD_EVAL_SCENES, DEFAULT_EVAL_SEED, PromptedSegmenter, evaluate_prompts
     from hf_promptseg.hub import write_model_card
     from hf_promptseg.utils.files import atomic_output_dir
 

@@ -55,9 +55,14 @@ def default_model_path() -> str:
     return str(DEMO_MODEL_DIR)
 
 
+def boundary_distance(mask: np.ndarray) -> np.ndarray:
+    """Distance of every mask pixel to the nearest pixel outside the mask (the image border counts as outside)."""
+    return distance_transform_edt(np.pad(mask, 1))[1:-1, 1:-1]
+
+
 def interior_point(mask: np.ndarray) -> tuple[float, float]:
     """(x, y) of the mask pixel farthest from its boundary: the usual single-click prompt of SAM evaluations."""
-    distance = distance_transform_edt(np.pad(mask, 1))[1:-1, 1:-1]
+    distance = boundary_distance(mask)
     y, x = np.unravel_index(int(np.argmax(distance)), distance.shape)
     return float(x) + 0.5, float(y) + 0.5
 
