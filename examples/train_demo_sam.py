@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from accelerate import Accelerator
 from accelerate.utils import set_seed
+from scipy.ndimage import label
 from tqdm.auto import tqdm
 from transformers import SamConfig, SamModel, get_cosine_schedule_with_warmup
 
@@ -40,21 +41,26 @@ from hf_promptseg.models.sam.convert_sam_checkpoint import build_sam_processor
 
 IMAGE_SIZE = 128
 PATCH_SIZE = 8
+VISION_LAYERS = 4
 SCENE_OBJECTS = (2, 5)
 
 
-def demo_sam_config(patch_size: int = PATCH_SIZE) -> SamConfig:
-    """A ~1.8-1.9 M-parameter SAM at 128×128 input (`128 // patch_size` image tokens a side, 4× that for masks)."""
+def demo_sam_config(patch_size: int = PATCH_SIZE, vision_layers: int = VISION_LAYERS) -> SamConfig:
+    """A small SAM at 128×128 input (`128 // patch_size` image tokens a side, 4× that for masks).
+
+    With the default 4 ViT layers it has ~1.8-1.9 M parameters; every second layer attends globally, the others
+    within 8×8 windows.
+    """
     return SamConfig(
         vision_config={
             "hidden_size": 128,
-            "num_hidden_layers": 4,
+            "num_hidden_layers": vision_layers,
             "num_attention_heads": 4,
             "mlp_dim": 512,
             "image_size": IMAGE_SIZE,
             "patch_size": patch_size,
             "window_size": 8,
-            "global_attn_indexes": [1, 3],
+            "global_attn_indexes": list(range(1, vision_layers, 2)),
             "output_channels": 128,
             "num_pos_feats": 64,
         },
@@ -74,9 +80,9 @@ def demo_sam_config(patch_size: int = PATCH_SIZE) -> SamConfig:
     )
 
 
-def build_model(seed: int, patch_size: int = PATCH_SIZE) -> SamModel:
+def build_model(seed: int, patch_size: int = PATCH_SIZE, vision_layers: int = VISION_LAYERS) -> SamModel:
     torch.manual_seed(seed)
-    model = SamModel(demo_sam_config(patch_size))
+    model = SamModel(demo_sam_config(patch_size, vision_layers))
     with torch.no_grad():
         model.shared_image_embedding.positional_embedding.normal_(0.0, 1.0)
     model.shared_image_embedding.positional_embedding.requires_grad_(False)
@@ -87,11 +93,22 @@ def warm_start(model: SamModel, source: Path) -> None:
     """Load a saved demo SAM into `model`, resampling the tensors whose size depends on the patch size.
 
     A finer patch grid sees the same picture as if it were enlarged, so the patch kernel is summed over the blocks it
-    covers and the absolute and relative position tables are interpolated to the new token grid.
+    covers and the absolute and relative position tables are interpolated to the new token grid. ViT layers the
+    source lacks start as identities (their attention and MLP output projections are zero), so a deeper model begins
+    exactly where the source model was.
     """
     target = model.state_dict()
-    loaded = {}
-    for name, tensor in SamModel.from_pretrained(source, dtype=torch.float32).state_dict().items():
+    identity_outputs = ("attn.proj.weight", "attn.proj.bias", "mlp.lin2.weight", "mlp.lin2.bias")
+    loaded = {
+        name: torch.zeros_like(tensor)
+        if name.startswith("vision_encoder.layers.") and name.endswith(identity_outputs)
+        else tensor
+        for name, tensor in target.items()
+    }
+    source_state = SamModel.from_pretrained(source, dtype=torch.float32).state_dict()
+    if unknown := set(source_state) - set(target):
+        raise ValueError(f"`source` has weights this model lacks (is it deeper?): {sorted(unknown)[:3]}")
+    for name, tensor in source_state.items():
         shape = target[name].shape
         if tensor.shape != shape:
             if name.endswith("patch_embed.projection.weight"):
@@ -121,6 +138,7 @@ def sample_batch(
     central_point_fraction: float = 0.0,
     tight_box_fraction: float = 0.0,
     per_object_sampling: bool = False,
+    split_object_weight: float = 1.0,
 ) -> dict[str, torch.Tensor]:
     """Images with `prompts_per_image` objects each: GT masks, one point on the object and a box around it.
 
@@ -128,12 +146,19 @@ def sample_batch(
     half the largest distance to the boundary: where an evaluation's single click lands). The box is jittered by 5 %
     of its side, or with probability `tight_box_fraction` left tight. With `per_object_sampling`, a scene is kept with
     probability proportional to its object count, so every object is equally likely to be prompted (as in the held-out
-    evaluation) instead of sparse, easy scenes dominating.
+    evaluation) instead of sparse, easy scenes dominating. Objects whose visible part an occluder splits in pieces
+    (the hardest case: every piece belongs to the answer) are drawn `split_object_weight` times as often (objects are
+    then drawn with replacement, so an image can carry several prompts for one split object).
     """
     pictures, masks, points, boxes = [], [], [], []
     while len(pictures) < images:
         scene = draw_scene(rng, per_object_sampling)
-        chosen = rng.choice(len(scene.masks), prompts_per_image, replace=len(scene.masks) < prompts_per_image)
+        if split_object_weight == 1.0:
+            replace = len(scene.masks) < prompts_per_image
+            chosen = rng.choice(len(scene.masks), prompts_per_image, replace=replace)
+        else:
+            weights = np.array([split_object_weight if label(m)[1] > 1 else 1.0 for m in scene.masks])
+            chosen = rng.choice(len(scene.masks), prompts_per_image, p=weights / weights.sum())
         scene_points, scene_boxes = [], []
         for index in chosen:
             ys, xs = np.nonzero(scene.masks[index])
@@ -176,8 +201,17 @@ def mask_losses(low_res_logits: torch.Tensor, targets: torch.Tensor) -> tuple[to
 
 
 def training_loss(
-    model: SamModel, batch: dict[str, torch.Tensor], iou_loss_weight: float = 1.0
+    model: SamModel, batch: dict[str, torch.Tensor], iou_loss_weight: float = 1.0, point_candidates: str = "best"
 ) -> tuple[torch.Tensor, dict[str, float]]:
+    """Mask loss of the box's single mask and of the point's candidates, plus the IoU head's MSE.
+
+    With `point_candidates="best"` only the best of the point's three candidates is penalised (SAM's ambiguity-aware
+    loss). With `"every"` all three are pulled to the target: a scene's point has one right answer (the visible
+    object under it), and a small model's IoU head cannot tell which of three differing guesses is right, so three
+    agreeing candidates make the selection harmless.
+    """
+    if point_candidates not in ("best", "every"):
+        raise ValueError(f"`point_candidates` must be 'best' or 'every', got {point_candidates!r}")
     image_embeddings = model.vision_encoder(pixel_values=batch["pixel_values"]).last_hidden_state
     labels = torch.ones(batch["points"].shape[:3], dtype=torch.long, device=batch["points"].device)
     by_point = model(
@@ -188,7 +222,10 @@ def training_loss(
     for name, outputs in (("point", by_point), ("box", by_box)):
         losses, ious = mask_losses(outputs.pred_masks, batch["masks"])
         best = losses.argmin(-1, keepdim=True)
-        total = total + losses.gather(-1, best).mean() + iou_loss_weight * F.mse_loss(outputs.iou_scores, ious)
+        mask_loss = (
+            losses.mean() if name == "point" and point_candidates == "every" else losses.gather(-1, best).mean()
+        )
+        total = total + mask_loss + iou_loss_weight * F.mse_loss(outputs.iou_scores, ious)
         logs[f"iou_{name}"] = float(ious.gather(-1, best).mean())
     return total, logs
 
@@ -206,10 +243,23 @@ def main() -> None:
     parser.add_argument("--package-to", type=Path, help="after training, copy the model here with an evaluated card")
     parser.add_argument("--init-from", type=Path, help="start from the weights of a saved SamModel dir (fine-tune)")
     parser.add_argument("--patch-size", type=int, default=PATCH_SIZE, help="ViT patch size (tokens = 128 / patch)")
+    parser.add_argument("--vision-layers", type=int, default=VISION_LAYERS, help="ViT depth (odd layers are global)")
     parser.add_argument("--central-point-fraction", type=float, default=0.0, help="share of central point prompts")
     parser.add_argument("--tight-box-fraction", type=float, default=0.0, help="share of box prompts left unjittered")
     parser.add_argument(
         "--per-object-sampling", action="store_true", help="prompt every object equally often (keep crowded scenes)"
+    )
+    parser.add_argument(
+        "--split-object-weight",
+        type=float,
+        default=1.0,
+        help="how much more often occlusion-split objects are prompted",
+    )
+    parser.add_argument(
+        "--point-candidates",
+        choices=("best", "every"),
+        default="best",
+        help="penalise the best of a point's three masks (SAM) or every one of them",
     )
     parser.add_argument("--iou-loss-weight", type=float, default=1.0, help="weight of the IoU head's MSE loss")
     parser.add_argument(
@@ -219,7 +269,7 @@ def main() -> None:
 
     accelerator = Accelerator()
     set_seed(args.seed)
-    model = build_model(args.seed, args.patch_size)
+    model = build_model(args.seed, args.patch_size, args.vision_layers)
     if args.init_from:
         warm_start(model, args.init_from)
     processor = build_sam_processor(model.config)
@@ -244,9 +294,10 @@ def main() -> None:
             args.central_point_fraction,
             args.tight_box_fraction,
             args.per_object_sampling,
+            args.split_object_weight,
         )
         batch = {k: v.to(accelerator.device) for k, v in batch.items()}
-        loss, logs = training_loss(model, batch, args.iou_loss_weight)
+        loss, logs = training_loss(model, batch, args.iou_loss_weight, args.point_candidates)
         accelerator.backward(loss)
         accelerator.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
@@ -287,7 +338,10 @@ def package(model_dir: Path, target: Path, training: str) -> None:
     from hf_promptseg.utils.files import atomic_output_dir
 
     held_out = make_scenes(CARD_EVAL_SCENES, seed=DEFAULT_EVAL_SEED, height=IMAGE_SIZE, width=IMAGE_SIZE)
-    metrics = evaluate_prompts(PromptedSegmenter(str(model_dir)), held_out)
+    segmenter = PromptedSegmenter(str(model_dir))
+    metrics = evaluate_prompts(segmenter, held_out)
+    parameters = sum(p.numel() for p in segmenter.model.parameters()) / 1e6
+    patch = segmenter.model.config.vision_config.patch_size
     with atomic_output_dir(target, overwrite=True) as tmp:
         for path in model_dir.iterdir():
             shutil.copy2(path, tmp / path.name)
@@ -295,8 +349,8 @@ def package(model_dir: Path, target: Path, training: str) -> None:
             tmp,
             kind="sam",
             repo_id="hf-promptseg/demo-sam",
-            summary="A 1.9 M-parameter SAM (transformers `SamModel`, 128×128 input, 4-pixel patches) trained from "
-            "scratch on procedural scenes to answer point and box prompts. It is the offline default of "
+            summary=f"A {parameters:.1f} M-parameter SAM (transformers `SamModel`, 128×128 input, {patch}-pixel "
+            "patches) trained from scratch on procedural scenes to answer point and box prompts. It is the offline default of "
             "`hf-promptseg demo`; it knows textured shapes, not natural images.",
             training=training,
             eval_results={"mean_iou_point": metrics["mean_iou_point"], "mean_iou_box": metrics["mean_iou_box"]},

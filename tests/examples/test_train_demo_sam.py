@@ -58,6 +58,16 @@ def test_per_object_sampling_prompts_every_object_equally_often(recipe):
     assert weighted.mean() > plain.mean() + 0.15
 
 
+def test_split_object_weight_prompts_occlusion_split_objects_more_often(recipe, processor):
+    from scipy.ndimage import label
+
+    def split_share(weight):
+        batch = recipe.sample_batch(np.random.default_rng(5), 48, 4, processor, split_object_weight=weight)
+        return np.mean([label(mask)[1] > 1 for mask in batch["masks"].numpy().reshape(-1, 128, 128) > 0.5])
+
+    assert split_share(10.0) > split_share(1.0) + 0.1
+
+
 def test_runs_resumes_and_warm_starts_at_a_finer_patch(recipe, tmp_path):
     run = tmp_path / "run"
     command = [sys.executable, str(SCRIPT), "--output-dir", str(run), "--images-per-step", "1",
@@ -74,3 +84,40 @@ def test_runs_resumes_and_warm_starts_at_a_finer_patch(recipe, tmp_path):
     torch.testing.assert_close(finer.vision_encoder.patch_embed.projection.weight.sum((-2, -1)), kernel.sum((-2, -1)))
     assert finer.vision_encoder.pos_embed.shape[1:3] == (32, 32)
     torch.testing.assert_close(finer.mask_decoder.state_dict(), coarse.mask_decoder.state_dict())
+
+
+def test_warm_start_into_a_deeper_encoder_begins_where_the_source_was(recipe, processor, tmp_path):
+    source = recipe.build_model(3, patch_size=8)
+    source.save_pretrained(tmp_path / "source")
+    deeper = recipe.build_model(0, patch_size=8, vision_layers=6)
+    recipe.warm_start(deeper, tmp_path / "source")
+    assert deeper.config.vision_config.global_attn_indexes == [1, 3, 5]
+    pixels = recipe.sample_batch(np.random.default_rng(4), 2, 1, processor)["pixel_values"]
+    with torch.no_grad():
+        expected = source.eval().vision_encoder(pixel_values=pixels).last_hidden_state
+        torch.testing.assert_close(deeper.eval().vision_encoder(pixel_values=pixels).last_hidden_state, expected)
+    assert deeper.vision_encoder.layers[5].mlp.lin1.weight.abs().sum() > 0  # new layers can still learn
+
+    deeper.save_pretrained(tmp_path / "deeper")
+    with pytest.raises(ValueError, match="`source` has weights this model lacks"):
+        recipe.warm_start(recipe.build_model(0, patch_size=8), tmp_path / "deeper")
+
+
+@pytest.mark.parametrize("point_candidates, trained_candidates", [("best", 1), ("every", 3)])
+def test_point_candidates_chooses_which_of_the_three_point_masks_learn(
+    recipe, processor, point_candidates, trained_candidates
+):
+    model = recipe.build_model(0, patch_size=8)
+    batch = recipe.sample_batch(np.random.default_rng(6), 1, 1, processor)
+    loss, _ = recipe.training_loss(model, batch, iou_loss_weight=0.0, point_candidates=point_candidates)
+    loss.backward()
+    hypernetworks = model.mask_decoder.output_hypernetworks_mlps
+    # the box trains candidate 0; a point's candidates are 1-3 and only its mask loss reaches their hypernetworks
+    learning = [hypernetworks[k].proj_out.weight.grad.abs().sum() > 0 for k in range(1, 4)]
+    assert sum(learning) == trained_candidates
+
+
+def test_point_candidates_rejects_unknown_modes(recipe, processor):
+    batch = recipe.sample_batch(np.random.default_rng(6), 1, 1, processor)
+    with pytest.raises(ValueError, match="`point_candidates` must be 'best' or 'every'"):
+        recipe.training_loss(recipe.build_model(0, patch_size=8), batch, point_candidates="all")
