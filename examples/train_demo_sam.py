@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -139,12 +140,14 @@ def sample_batch(
     tight_box_fraction: float = 0.0,
     per_object_sampling: bool = False,
     split_object_weight: float = 1.0,
+    outward_box_jitter: bool = False,
 ) -> dict[str, torch.Tensor]:
     """Images with `prompts_per_image` objects each: GT masks, one point on the object and a box around it.
 
     The point is any object pixel, or with probability `central_point_fraction` one of its central pixels (at least
     half the largest distance to the boundary: where an evaluation's single click lands). The box is jittered by 5 %
-    of its side, or with probability `tight_box_fraction` left tight. With `per_object_sampling`, a scene is kept with
+    of its side, or with probability `tight_box_fraction` left tight. With `outward_box_jitter` the jitter only widens
+    the box, so a box always holds its whole object and the model learns never to paint past it. With `per_object_sampling`, a scene is kept with
     probability proportional to its object count, so every object is equally likely to be prompted (as in the held-out
     evaluation) instead of sparse, easy scenes dominating. Objects whose visible part an occluder splits in pieces
     (the hardest case: every piece belongs to the answer) are drawn `split_object_weight` times as often (objects are
@@ -172,6 +175,8 @@ def sample_batch(
             jitter = rng.normal(0, 0.05 * max(x1 - x0, y1 - y0), 4)
             if tight_box_fraction and rng.random() < tight_box_fraction:
                 jitter[:] = 0
+            if outward_box_jitter:
+                jitter = np.abs(jitter) * [-1, -1, 1, 1]
             scene_boxes.append([x0 + jitter[0], y0 + jitter[1], x1 + jitter[2], y1 + jitter[3]])
         pictures.append(scene.image)
         masks.append(np.stack([scene.masks[i] for i in chosen]))
@@ -230,7 +235,7 @@ def training_loss(
     return total, logs
 
 
-def main() -> None:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--output-dir", type=Path, required=True)
     parser.add_argument("--steps", type=int, default=5000)
@@ -250,6 +255,9 @@ def main() -> None:
         "--per-object-sampling", action="store_true", help="prompt every object equally often (keep crowded scenes)"
     )
     parser.add_argument(
+        "--outward-box-jitter", action="store_true", help="jitter only widens boxes (a box holds its whole object)"
+    )
+    parser.add_argument(
         "--split-object-weight",
         type=float,
         default=1.0,
@@ -265,6 +273,11 @@ def main() -> None:
     parser.add_argument(
         "--stop-after", type=int, help="end the run after this step (the schedule still spans --steps)"
     )
+    return parser
+
+
+def main() -> None:
+    parser = build_parser()
     args = parser.parse_args()
 
     accelerator = Accelerator()
@@ -295,6 +308,7 @@ def main() -> None:
             args.tight_box_fraction,
             args.per_object_sampling,
             args.split_object_weight,
+            args.outward_box_jitter,
         )
         batch = {k: v.to(accelerator.device) for k, v in batch.items()}
         loss, logs = training_loss(model, batch, args.iou_loss_weight, args.point_candidates)
@@ -317,17 +331,36 @@ def main() -> None:
     if start < end and not math.isfinite(loss.item()):
         raise SystemExit("training diverged (non-finite loss)")
     if args.package_to and accelerator.is_main_process:
-        package(args.output_dir / "model", args.package_to, training_summary(args))
+        package(args.output_dir / "model", args.package_to, training_summary(args, parser))
 
 
-def training_summary(args: argparse.Namespace) -> str:
+def training_summary(args: argparse.Namespace, parser: argparse.ArgumentParser) -> str:
+    """The card's Training text: this run's command (every option not at its default) and, when the run starts from
+    a packaged model, that model's own Training text first, so a multi-stage recipe is described stage by stage."""
+    paths = {"output_dir", "package_to", "init_from"}
+    flags = []
+    for name, value in vars(args).items():
+        if name in paths or value == parser.get_default(name):
+            continue
+        flag = "--" + name.replace("_", "-")
+        flags.append(flag if value is True else f"{flag} {value}")
     end = min(args.steps, args.stop_after or args.steps)
-    source = f", starting from `{args.init_from}`" if args.init_from else ""
-    return (
-        f"`examples/train_demo_sam.py` ({end} of {args.steps} scheduled steps, patch {args.patch_size}, "
-        f"{args.images_per_step} images × {args.prompts_per_image} prompts per step, AdamW at {args.learning_rate:g}, "
-        f"cosine schedule{source}; see the README for the full recipe)."
-    )
+    run = f"`python examples/train_demo_sam.py {' '.join(flags)}` ({end} steps, {args.images_per_step} images of 128² per step, AdamW)"
+    if not args.init_from:
+        return f"{run}, from scratch."
+    previous = previous_training(args.init_from)
+    if previous is None:
+        return f"{run}, starting from `{args.init_from}`."
+    return f"{previous}\n\nThen, from those weights (`--init-from`): {run}."
+
+
+def previous_training(model_dir: Path) -> str | None:
+    """The Training section of the model card in `model_dir`, if it has one."""
+    card = Path(model_dir) / "README.md"
+    if not card.is_file():
+        return None
+    match = re.search(r"^## Training\n+(.*?)\n+(?=^## |\Z)", card.read_text(encoding="utf-8"), re.M | re.S)
+    return match.group(1).strip() if match else None
 
 
 def package(model_dir: Path, target: Path, training: str) -> None:

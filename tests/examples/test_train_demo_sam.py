@@ -11,6 +11,8 @@ import pytest
 import torch
 from scipy.ndimage import distance_transform_edt
 
+from hf_promptseg.demo import bounding_box
+
 SCRIPT = Path(__file__).resolve().parents[2] / "examples" / "train_demo_sam.py"
 
 
@@ -40,13 +42,20 @@ def test_prompts_lie_on_their_objects(recipe, processor):
 
 
 def test_tight_boxes_are_the_bounding_boxes_and_default_boxes_are_jittered(recipe, processor):
-    from hf_promptseg.demo import bounding_box
-
     tight = recipe.sample_batch(np.random.default_rng(1), 2, 3, processor, tight_box_fraction=1.0)
     jittered = recipe.sample_batch(np.random.default_rng(1), 2, 3, processor)
     expected = [[bounding_box(mask) for mask in masks] for masks in tight["masks"].numpy() > 0.5]
     torch.testing.assert_close(tight["boxes"], torch.tensor(expected, dtype=torch.float32))
     assert not torch.allclose(jittered["boxes"], tight["boxes"])
+
+
+def test_outward_box_jitter_only_widens_the_bounding_box(recipe, processor):
+    widened = recipe.sample_batch(np.random.default_rng(1), 4, 3, processor, outward_box_jitter=True)
+    tight = torch.tensor(
+        [[bounding_box(mask) for mask in masks] for masks in widened["masks"].numpy() > 0.5], dtype=torch.float32
+    )
+    grow = (widened["boxes"] - tight) * torch.tensor([-1, -1, 1, 1])
+    assert (grow >= 0).all() and (grow > 0).float().mean() > 0.9
 
 
 def test_per_object_sampling_prompts_every_object_equally_often(recipe):
@@ -121,3 +130,21 @@ def test_point_candidates_rejects_unknown_modes(recipe, processor):
     batch = recipe.sample_batch(np.random.default_rng(6), 1, 1, processor)
     with pytest.raises(ValueError, match="`point_candidates` must be 'best' or 'every'"):
         recipe.training_loss(recipe.build_model(0, patch_size=8), batch, point_candidates="all")
+
+
+def test_training_summary_lists_the_run_and_carries_a_packaged_models_history(recipe, tmp_path):
+    parser = recipe.build_parser()
+    scratch = parser.parse_args(["--output-dir", "run", "--steps", "300", "--point-candidates", "every"])
+    text = recipe.training_summary(scratch, parser)
+    assert "--steps 300 --point-candidates every" in text and "from scratch" in text
+    assert "--output-dir" not in text and "--seed" not in text
+
+    (tmp_path / "README.md").write_text("# card\n\n## Training\n\nStage one, 12,000 steps.\n\n## Evaluation\n\nx\n")
+    resumed = parser.parse_args(["--output-dir", "r", "--init-from", str(tmp_path), "--outward-box-jitter"])
+    text = recipe.training_summary(resumed, parser)
+    assert text.startswith("Stage one, 12,000 steps.\n\nThen, from those weights")
+    assert "--outward-box-jitter" in text and "Evaluation" not in text
+    assert str(tmp_path) not in text
+
+    plain_dir = parser.parse_args(["--output-dir", "r", "--init-from", str(tmp_path / "missing")])
+    assert "starting from" in recipe.training_summary(plain_dir, parser)
