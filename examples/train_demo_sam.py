@@ -206,9 +206,14 @@ def mask_losses(low_res_logits: torch.Tensor, targets: torch.Tensor) -> tuple[to
 
 
 def training_loss(
-    model: SamModel, batch: dict[str, torch.Tensor], iou_loss_weight: float = 1.0, point_candidates: str = "best"
+    model: SamModel,
+    batch: dict[str, torch.Tensor],
+    iou_loss_weight: float = 1.0,
+    point_candidates: str = "best",
+    box_loss_weight: float = 1.0,
 ) -> tuple[torch.Tensor, dict[str, float]]:
-    """Mask loss of the box's single mask and of the point's candidates, plus the IoU head's MSE.
+    """Mask loss of the box's single mask (times `box_loss_weight`) and of the point's candidates, plus the IoU
+    head's MSE.
 
     With `point_candidates="best"` only the best of the point's three candidates is penalised (SAM's ambiguity-aware
     loss). With `"every"` all three are pulled to the target: a scene's point has one right answer (the visible
@@ -217,6 +222,8 @@ def training_loss(
     """
     if point_candidates not in ("best", "every"):
         raise ValueError(f"`point_candidates` must be 'best' or 'every', got {point_candidates!r}")
+    if not box_loss_weight >= 0:
+        raise ValueError(f"`box_loss_weight` must be a non-negative number, got {box_loss_weight!r}")
     image_embeddings = model.vision_encoder(pixel_values=batch["pixel_values"]).last_hidden_state
     labels = torch.ones(batch["points"].shape[:3], dtype=torch.long, device=batch["points"].device)
     by_point = model(
@@ -230,6 +237,8 @@ def training_loss(
         mask_loss = (
             losses.mean() if name == "point" and point_candidates == "every" else losses.gather(-1, best).mean()
         )
+        if name == "box":
+            mask_loss = box_loss_weight * mask_loss
         total = total + mask_loss + iou_loss_weight * F.mse_loss(outputs.iou_scores, ious)
         logs[f"iou_{name}"] = float(ious.gather(-1, best).mean())
     return total, logs
@@ -271,6 +280,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--iou-loss-weight", type=float, default=1.0, help="weight of the IoU head's MSE loss")
     parser.add_argument(
+        "--box-loss-weight", type=float, default=1.0, help="weight of the box mask's loss (the point's stays 1)"
+    )
+    parser.add_argument(
         "--stop-after", type=int, help="end the run after this step (the schedule still spans --steps)"
     )
     return parser
@@ -311,7 +323,7 @@ def main() -> None:
             args.outward_box_jitter,
         )
         batch = {k: v.to(accelerator.device) for k, v in batch.items()}
-        loss, logs = training_loss(model, batch, args.iou_loss_weight, args.point_candidates)
+        loss, logs = training_loss(model, batch, args.iou_loss_weight, args.point_candidates, args.box_loss_weight)
         accelerator.backward(loss)
         accelerator.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()

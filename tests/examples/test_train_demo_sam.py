@@ -132,6 +132,25 @@ def test_point_candidates_rejects_unknown_modes(recipe, processor):
         recipe.training_loss(recipe.build_model(0, patch_size=8), batch, point_candidates="all")
 
 
+def test_box_loss_weight_scales_only_the_box_masks_loss(recipe, processor):
+    batch = recipe.sample_batch(np.random.default_rng(6), 1, 2, processor)
+
+    def hypernetwork_gradients(box_loss_weight):
+        model = recipe.build_model(0, patch_size=8)
+        recipe.training_loss(model, batch, iou_loss_weight=0.0, box_loss_weight=box_loss_weight)[0].backward()
+        hypernetworks = model.mask_decoder.output_hypernetworks_mlps
+        # candidate 0 is the box's single mask; candidates 1-3 answer the point
+        return hypernetworks[0].proj_out.weight.grad, hypernetworks[1].proj_out.weight.grad
+
+    box_once, point_once = hypernetwork_gradients(1.0)
+    box_thrice, point_thrice = hypernetwork_gradients(3.0)
+    assert box_once.abs().sum() > 0
+    torch.testing.assert_close(box_thrice, 3 * box_once)
+    torch.testing.assert_close(point_thrice, point_once)
+    with pytest.raises(ValueError, match="`box_loss_weight` must be a non-negative number, got -1.0"):
+        recipe.training_loss(recipe.build_model(0, patch_size=8), batch, box_loss_weight=-1.0)
+
+
 def test_training_summary_lists_the_run_and_carries_a_packaged_models_history(recipe, tmp_path):
     parser = recipe.build_parser()
     scratch = parser.parse_args(["--output-dir", "run", "--steps", "300", "--point-candidates", "every"])
