@@ -231,15 +231,13 @@ def training_loss(
     )
     by_box = model(image_embeddings=image_embeddings, input_boxes=batch["boxes"], multimask_output=False)
     total, logs = 0.0, {}
-    for name, outputs in (("point", by_point), ("box", by_box)):
+    for name, outputs, mask_loss_weight in (("point", by_point, 1.0), ("box", by_box, box_loss_weight)):
         losses, ious = mask_losses(outputs.pred_masks, batch["masks"])
         best = losses.argmin(-1, keepdim=True)
         mask_loss = (
             losses.mean() if name == "point" and point_candidates == "every" else losses.gather(-1, best).mean()
         )
-        if name == "box":
-            mask_loss = box_loss_weight * mask_loss
-        total = total + mask_loss + iou_loss_weight * F.mse_loss(outputs.iou_scores, ious)
+        total = total + mask_loss_weight * mask_loss + iou_loss_weight * F.mse_loss(outputs.iou_scores, ious)
         logs[f"iou_{name}"] = float(ious.gather(-1, best).mean())
     return total, logs
 
