@@ -75,10 +75,6 @@ def test_shipped_demo_sam_reproduces_its_card_and_holds_its_level():
     assert metrics["mean_iou_point"] >= 0.80 and metrics["mean_iou_box"] >= 0.83
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 6 box target (0.85) not reached yet by the shipped weights (0.845; point 0.816 meets 0.80)",
-)
 def test_shipped_demo_sam_meets_the_iou_targets():
     from huggingface_hub import ModelCard
 
