@@ -27,7 +27,7 @@ def _worker(preset: str, steps: int, batch_size: int, checkpointing: bool, preci
     from peft import get_peft_model
     from transformers import SamModel
 
-    from hf_promptseg.models.sam_adapter.predict import prompt_free_logits
+    from hf_promptseg.models.sam.prompt_free import prompt_free_logits
     from hf_promptseg.training.losses import build_loss
     from hf_promptseg.training.modeling import sam_core
     from hf_promptseg.training.presets import preset_sam_config

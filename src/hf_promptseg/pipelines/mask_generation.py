@@ -22,9 +22,10 @@ from transformers.utils import logging
 
 from hf_promptseg.models.sam.fast_mask_decoder import FastSamMaskDecoder
 from hf_promptseg.models.sam.fast_mask_generation import generate_candidates
-from hf_promptseg.models.sam.image_processing_sam import HfPromptsegSamImageProcessor, nms, validate_images
+from hf_promptseg.models.sam.image_processing_sam import HfPromptsegSamImageProcessor, validate_images
 from hf_promptseg.models.sam.row_chunked_attention import row_chunked_vision_attention
-from hf_promptseg.models.sam.run_length import decode_run_lengths, run_lengths_as_lists
+from hf_promptseg.utils.boxes import nms
+from hf_promptseg.utils.run_length import decode_run_lengths, run_lengths_as_lists
 
 
 def _stack_intermediate(intermediate: Any) -> list[torch.Tensor]:

@@ -36,7 +36,8 @@ from hf_promptseg.data.segmentation import (
     random_flip_scale_crop,
 )
 from hf_promptseg.metrics import METRIC_DIRECTIONS, make_accumulator
-from hf_promptseg.models.sam_adapter.predict import prompt_free_logits, reference_image_processor
+from hf_promptseg.models.sam.prompt_free import prompt_free_logits
+from hf_promptseg.models.sam_adapter.predict import reference_image_processor
 from hf_promptseg.training.arguments import DataArguments, ModelArguments, SegmentationTrainingArguments
 from hf_promptseg.training.losses import build_loss
 from hf_promptseg.training.modeling import build_training_model, load_base_model, sam_core

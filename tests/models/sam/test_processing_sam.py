@@ -5,7 +5,6 @@ from PIL import Image
 from transformers import AutoImageProcessor, AutoProcessor
 
 from hf_promptseg.models.sam import HfPromptsegSamImageProcessor, HfPromptsegSamProcessor
-from hf_promptseg.models.sam.image_processing_sam import box_iou, nms
 
 
 @pytest.fixture()
@@ -70,19 +69,3 @@ def test_prompt_validation(processor):
     assert encoded["input_points"].shape == (1, 1, 2, 2)
 
 
-def test_nms_matches_greedy_definition():
-    generator = torch.Generator().manual_seed(0)
-    corners = torch.rand(200, 2, generator=generator) * 100
-    sizes = torch.rand(200, 2, generator=generator) * 30 + 1
-    boxes = torch.cat([corners, corners + sizes], dim=1)
-    scores = torch.rand(200, generator=generator)
-    keep = nms(boxes, scores, 0.5)
-    assert torch.all(scores[keep][:-1] >= scores[keep][1:])
-    kept_overlaps = box_iou(boxes[keep], boxes[keep]).fill_diagonal_(0)
-    assert kept_overlaps.max() <= 0.5
-    dropped = sorted(set(range(200)) - set(keep.tolist()))
-    for index in dropped:  # every dropped box overlaps a kept box with a higher score
-        overlap = box_iou(boxes[index : index + 1], boxes[keep])[0]
-        assert torch.any((overlap > 0.5) & (scores[keep] >= scores[index]))
-    with pytest.raises(ValueError, match=r"`boxes` must have shape \(N, 4\)"):
-        nms(boxes[:, :3], scores, 0.5)

@@ -13,6 +13,10 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 from transformers.image_processing_utils import BaseImageProcessor, BatchFeature
+from transformers.image_transforms import center_to_corners_format
+
+from hf_promptseg.utils.boxes import nms
+from hf_promptseg.utils.masks import unpad_mask_logits
 
 # The reference normalises 0..255 values with these (ImageNet statistics × 255); kept in that unit for exact parity.
 DINOV_MEAN = (123.675, 116.28, 103.53)
@@ -167,8 +171,6 @@ class DinovImageProcessor(BaseImageProcessor):
         Returns per image: `masks` (N, H, W) logits (> 0 = object), `scores` (N,), `indices` (N,) chosen proposals,
         and `masks_before_resize` (N, h, w).
         """
-        from hf_promptseg.models.sam.image_processing_sam import nms
-
         results = []
         for index in range(outputs.pred_masks.shape[0]):
             masks = outputs.pred_masks[index]
@@ -177,8 +179,7 @@ class DinovImageProcessor(BaseImageProcessor):
             if candidates.numel() == 0:
                 raise ValueError(f"no proposal has a predicted IoU above `iou_threshold`={iou_threshold}; lower it")
             boxes = outputs.pred_boxes[index][candidates]
-            corners = torch.cat([boxes[:, :2] - boxes[:, 2:] / 2, boxes[:, :2] + boxes[:, 2:] / 2], -1)
-            candidates = candidates[nms(corners, ious[candidates], nms_threshold)]
+            candidates = candidates[nms(center_to_corners_format(boxes), ious[candidates], nms_threshold)]
             candidates = candidates[(masks[candidates] > 0).flatten(1).sum(-1) > min_mask_area]
             if candidates.numel() == 0:
                 raise ValueError(f"every proposal is smaller than `min_mask_area`={min_mask_area} pixels; lower it")
@@ -186,7 +187,7 @@ class DinovImageProcessor(BaseImageProcessor):
             scores, best = probabilities.max(-1)
             chosen = candidates[best]
             cropped = self._to_image(masks[chosen], image_size, None)
-            final = self._resize(cropped, target_size) if target_size is not None else cropped
+            final = unpad_mask_logits(cropped, image_size, target_size, mode="bicubic", antialias=True)
             results.append({"masks": final, "scores": scores, "indices": chosen, "masks_before_resize": cropped})
         return results
 
@@ -194,18 +195,10 @@ class DinovImageProcessor(BaseImageProcessor):
     def _to_image(
         masks: torch.Tensor, image_size: tuple[int, int], target_size: tuple[int, int] | None
     ) -> torch.Tensor:
-        """(Q, h/4, w/4) logits → bilinear to the padded size → crop to `image_size` → bicubic (antialias) resize."""
+        """(Q, h/4, w/4) logits → bilinear to the padded size → crop to `image_size` → bicubic (antialias) resize,
+        as the reference's `sem_seg_postprocess`."""
         padded = (masks.shape[-2] * 4, masks.shape[-1] * 4)
-        masks = F.interpolate(masks[None], size=padded, mode="bilinear", align_corners=False)[0]
-        masks = masks[:, : image_size[0], : image_size[1]]
-        if target_size is not None and tuple(target_size) != tuple(image_size):
-            masks = DinovImageProcessor._resize(masks, target_size)
-        return masks
-
-    @staticmethod
-    def _resize(masks: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-        """Bicubic resize with antialiasing, as the reference's `sem_seg_postprocess`."""
-        return F.interpolate(masks[None], size=tuple(size), mode="bicubic", align_corners=False, antialias=True)[0]
+        return unpad_mask_logits(masks, image_size, target_size, padded, mode="bicubic", antialias=True)
 
     def post_process_semantic(
         self, outputs: Any, image_sizes: list, target_sizes: list | None = None, temperature: float = 0.06

@@ -20,7 +20,7 @@ from transformers.models.sam.image_processing_pil_sam import (
 )
 
 from hf_promptseg.models.sam.fast_mask_decoder import FastSamMaskDecoder
-from hf_promptseg.models.sam.run_length import encode_run_lengths
+from hf_promptseg.utils.run_length import encode_run_lengths
 
 DECODE_CHUNK = 8  # prompts per factorized decoding pass (bigger passes spend their time in page faults on CPU)
 UPSCALE_CHUNK = 2  # prompts whose masks are upscaled together

@@ -2,7 +2,8 @@
 
 transformers' SAM image processors call `torchvision.ops.batched_nms` in the last step of automatic mask
 generation; PyPI's torchvision does not import beside the CPU build of torch, so the stock pipeline fails at its very
-end. This subclass replaces that step with a torch-only NMS and checks images before they reach the model.
+end. This subclass replaces that step with a torch-only NMS (`hf_promptseg.utils.boxes`) and checks images before
+they reach the model.
 """
 
 from __future__ import annotations
@@ -13,7 +14,11 @@ from typing import Any
 import numpy as np
 import torch
 from transformers.image_processing_utils import BatchFeature
-from transformers.models.sam.image_processing_pil_sam import SamImageProcessorPil, _rle_to_mask
+from transformers.models.sam.image_processing_pil_sam import SamImageProcessorPil
+
+from hf_promptseg.utils.boxes import nms
+from hf_promptseg.utils.deprecation import moved_names
+from hf_promptseg.utils.run_length import decode_run_lengths, run_lengths_as_lists
 
 try:
     from PIL import Image
@@ -21,41 +26,6 @@ except ImportError:  # pragma: no cover - pillow is a dependency
     Image = None
 
 _ALLOWED_CHANNELS = (1, 3)
-
-
-def box_iou(boxes1: torch.Tensor, boxes2: torch.Tensor) -> torch.Tensor:
-    """Pairwise IoU of `(N, 4)` and `(M, 4)` boxes in `(x1, y1, x2, y2)` format, as torchvision computes it."""
-    area1 = (boxes1[:, 2] - boxes1[:, 0]) * (boxes1[:, 3] - boxes1[:, 1])
-    area2 = (boxes2[:, 2] - boxes2[:, 0]) * (boxes2[:, 3] - boxes2[:, 1])
-    top_left = torch.max(boxes1[:, None, :2], boxes2[None, :, :2])
-    bottom_right = torch.min(boxes1[:, None, 2:], boxes2[None, :, 2:])
-    intersection = (bottom_right - top_left).clamp(min=0).prod(dim=2)
-    return intersection / (area1[:, None] + area2[None, :] - intersection)
-
-
-def nms(boxes: torch.Tensor, scores: torch.Tensor, iou_threshold: float) -> torch.Tensor:
-    """Greedy non-maximum suppression; returns kept indices sorted by decreasing score.
-
-    Same contract as `torchvision.ops.nms` (written here because torchvision cannot be a dependency). Ties in score
-    keep the lower index first (stable sort).
-    """
-    if boxes.ndim != 2 or boxes.shape[-1] != 4:
-        raise ValueError(f"`boxes` must have shape (N, 4), got {tuple(boxes.shape)}")
-    if scores.shape != boxes.shape[:1]:
-        raise ValueError(f"`scores` must have shape ({boxes.shape[0]},), got {tuple(scores.shape)}")
-    order = torch.sort(scores, descending=True, stable=True).indices
-    if order.numel() == 0:
-        return order
-    sorted_boxes = boxes[order].to(torch.float32)
-    overlaps = box_iou(sorted_boxes, sorted_boxes) > iou_threshold
-    suppressed = torch.zeros(order.numel(), dtype=torch.bool)
-    keep = []
-    for i in range(order.numel()):
-        if suppressed[i]:
-            continue
-        keep.append(i)
-        suppressed |= overlaps[i]
-    return order[torch.tensor(keep, dtype=torch.long)]
 
 
 def _as_image_list(images: Any) -> list:
@@ -186,14 +156,15 @@ class HfPromptsegSamImageProcessor(SamImageProcessorPil):
         """NMS over the candidate masks' boxes (torch only); returns masks, scores, RLEs and boxes of the kept ones.
 
         Args:
-            all_masks: candidate masks as uncompressed RLE dicts (`{"size": [h, w], "counts": [...]}`).
+            all_masks: candidate masks as uncompressed RLE dicts (`{"size": [h, w], "counts": [...]}`, counts as
+                lists or arrays); the kept ones come back with list counts, as transformers returns them.
             all_scores: `(N,)` predicted IoU scores.
             all_boxes: `(N, 4)` XYXY boxes of the masks.
             crops_nms_thresh: box IoU above which the lower-scored mask is dropped.
         """
         keep = nms(all_boxes.float(), all_scores.float(), crops_nms_thresh)
-        kept_rles = [all_masks[i] for i in keep.tolist()]
-        masks = [_rle_to_mask(rle) for rle in kept_rles]
+        kept_rles = run_lengths_as_lists([all_masks[i] for i in keep.tolist()])
+        masks = [decode_run_lengths(rle) for rle in kept_rles]
         return masks, all_scores[keep], kept_rles, all_boxes[keep]
 
 
@@ -209,4 +180,5 @@ def register_sam_image_processor() -> None:
     )
 
 
-__all__ = ["HfPromptsegSamImageProcessor", "box_iou", "nms", "validate_images"]
+__all__ = ["HfPromptsegSamImageProcessor", "nms", "validate_images"]
+__getattr__ = moved_names(__name__, {"box_iou": "hf_promptseg.utils.boxes"})

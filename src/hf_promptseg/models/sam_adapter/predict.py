@@ -20,10 +20,11 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from PIL import Image
 
 from hf_promptseg.models.sam.image_processing_sam import HfPromptsegSamImageProcessor
+from hf_promptseg.models.sam.prompt_free import prompt_free_logits
+from hf_promptseg.utils.masks import unpad_mask_logits
 
 
 def reference_image_processor(image_size: int = 1024) -> HfPromptsegSamImageProcessor:
@@ -44,12 +45,6 @@ def _sam_config(model: torch.nn.Module):
     if config is None or not hasattr(config, "vision_config"):
         raise TypeError(f"`model` must be a SAM model (or a PeftModel over one), got {type(model).__name__}")
     return config
-
-
-def prompt_free_logits(model: torch.nn.Module, pixel_values: torch.Tensor) -> torch.Tensor:
-    """(B, 1, S, S) mask logits at input size from SAM's prompt-free path (`multimask_output=False`), with grads."""
-    outputs = model(pixel_values=pixel_values, multimask_output=False)
-    return F.interpolate(outputs.pred_masks[:, 0], pixel_values.shape[-2:], mode="bilinear", align_corners=False)
 
 
 @torch.no_grad()
@@ -86,7 +81,15 @@ def predict_masks(
         inputs = processor(list(images[start : start + batch_size]), return_tensors="pt")
         logits = predict_logits(model, inputs["pixel_values"].to(device))
         for logit, reshaped, original in zip(logits, inputs["reshaped_input_sizes"], inputs["original_sizes"]):
-            cropped = logit[None, None, : int(reshaped[0]), : int(reshaped[1])]
-            full = F.interpolate(cropped, tuple(int(v) for v in original), mode="bilinear", align_corners=False)
-            maps.append(full[0, 0].sigmoid().float().cpu().numpy())
+            full = unpad_mask_logits(logit[None], tuple(reshaped.tolist()), tuple(original.tolist()))[0]
+            maps.append(full.sigmoid().float().cpu().numpy())
     return maps
+
+
+__all__ = [
+    "predict_logits",
+    "predict_masks",
+    "prompt_free_logits",
+    "reference_image_processor",
+    "reference_pixel_values",
+]

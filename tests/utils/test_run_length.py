@@ -3,7 +3,7 @@ import pytest
 import torch
 from transformers.models.sam.image_processing_pil_sam import _mask_to_rle, _rle_to_mask
 
-from hf_promptseg.models.sam.run_length import decode_run_lengths, encode_run_lengths, run_lengths_as_lists
+from hf_promptseg.utils.run_length import decode_run_lengths, encode_run_lengths, run_lengths_as_lists
 
 
 def test_same_encoding_as_transformers():
