@@ -10,7 +10,8 @@ def register_sam_adapter() -> None:
 
     `peft.register_peft_method` only accepts members of PEFT's closed `PeftType` enum, so our type object (a
     str-Enum member, which hashes and compares equal to its JSON string) is written into PEFT's three mapping
-    dicts directly. Tested against the pinned PEFT range by `tests/tuners/sam_adapter/test_peft_registry.py`.
+    dicts directly. Tested against the pinned PEFT range by `test_peft_registry_shape_we_rely_on` in
+    `tests/tuners/sam_adapter/test_sam_adapter_peft.py`.
     """
     from peft import mapping
 
