@@ -1,7 +1,8 @@
-"""SAM-Adapter as a PEFT method: `SamAdapterConfig` + `SamAdapterModel`, registered with PEFT at import."""
+"""SAM-Adapter as a PEFT method (SAM / SAM-HQ ViT and SAM2 Hiera encoders), registered with PEFT at import."""
 
 from hf_promptseg.tuners.sam_adapter.config import SamAdapterConfig, SamPeftType
-from hf_promptseg.tuners.sam_adapter.layer import SamAdapterLayer, highpass_magnitude
+from hf_promptseg.tuners.sam_adapter.layer import PromptAdapterLayer, SamAdapterLayer, highpass_magnitude
+from hf_promptseg.tuners.sam_adapter.layer_hiera import Sam2HieraAdapterLayer
 from hf_promptseg.tuners.sam_adapter.model import SamAdapterModel
 
 
@@ -22,6 +23,8 @@ def register_sam_adapter() -> None:
 
 
 __all__ = [
+    "PromptAdapterLayer",
+    "Sam2HieraAdapterLayer",
     "SamAdapterConfig",
     "SamAdapterLayer",
     "SamAdapterModel",
