@@ -66,3 +66,75 @@ def tiny_sam_dir(directory: Path, seed: int = 0, **convert_kwargs) -> Path:
     """A converted hf_promptseg SAM directory (config, weights, processors, card) of a random `TINY_SAM`."""
     checkpoint = tiny_segment_anything_checkpoint(directory.with_suffix(".safetensors"), seed)
     return convert_sam_checkpoint(checkpoint, directory, decoder_num_heads=4, **convert_kwargs)
+
+
+def tiny_sam2_config(image_size: int = 64, blocks_per_stage=(1, 2, 1, 1)):
+    """A ~0.3 M-parameter SAM2: 4 Hiera stages, 64² images.
+
+    Patch grid 16², decoder grid 4²; `dynamic_multimask_via_stability` off (random weights are never stable).
+    """
+    from transformers import Sam2Config
+
+    widths = [16, 32, 64, 128]
+    grid = image_size // 4
+    kwargs = {
+        "vision_config": {
+            "backbone_config": {
+                "model_type": "sam2_hiera_det_model",
+                "hidden_size": widths[0],
+                "embed_dim_per_stage": widths,
+                "blocks_per_stage": list(blocks_per_stage),
+                "num_attention_heads_per_stage": [1, 1, 2, 2],
+                "window_size_per_stage": [4, 4, 2, 2],
+                "global_attention_blocks": [2],
+                "image_size": [image_size, image_size],
+                "window_positional_embedding_background_size": [4, 4],
+            },
+            "backbone_channel_list": widths[::-1],
+            "backbone_feature_sizes": [[grid, grid], [grid // 2, grid // 2], [grid // 4, grid // 4]],
+            "fpn_hidden_size": 32,
+        },
+        "prompt_encoder_config": {
+            "hidden_size": 32,
+            "image_size": image_size,
+            "patch_size": 16,
+            "mask_input_channels": 4,
+        },
+        "mask_decoder_config": {
+            "hidden_size": 32,
+            "mlp_dim": 64,
+            "num_attention_heads": 2,
+            "iou_head_hidden_dim": 32,
+            "dynamic_multimask_via_stability": False,
+        },
+    }
+    return Sam2Config(**kwargs)
+
+
+def variance_preserving_init(model, seed: int = 0):
+    """Random weights that keep activations O(1) through a SAM2-generation model, in place; returns the model.
+
+    (transformers' small-std init makes every prompt give the same mask and IoU: nothing to compare.)
+    """
+    from torch import nn
+
+    torch.manual_seed(seed)
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, (nn.Linear, nn.Conv2d, nn.ConvTranspose2d)):
+                fan_in = module.in_channels if isinstance(module, nn.ConvTranspose2d) else module.weight[0].numel()
+                module.weight.normal_(0, fan_in**-0.5)
+                if module.bias is not None:
+                    module.bias.normal_(0, 0.1)
+            elif isinstance(module, nn.Embedding):
+                module.weight.normal_(0, 1)
+        model.shared_image_embedding.positional_embedding.normal_(0, 1)
+        model.prompt_encoder.shared_embedding.positional_embedding.normal_(0, 1)
+    return model.eval()
+
+
+def random_sam2(seed: int = 0, **config):
+    """A `Sam2Model` of `tiny_sam2_config(**config)` with `variance_preserving_init` weights."""
+    from transformers import Sam2Model
+
+    return variance_preserving_init(Sam2Model(tiny_sam2_config(**config)), seed)

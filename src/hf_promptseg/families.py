@@ -21,6 +21,7 @@ FAMILY_NAMES: tuple[str, ...] = (
     "sam",
     "sam_adapter",
     "dinov",
+    "sam2",
 )
 
 

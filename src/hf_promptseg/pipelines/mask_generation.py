@@ -26,6 +26,8 @@ from hf_promptseg.models.sam.image_processing_sam import (
     validate_images,
 )
 from hf_promptseg.models.sam.row_chunked_attention import row_chunked_vision_attention
+from hf_promptseg.models.sam2.fast_mask_decoder import FastSam2MaskDecoder, is_sam2_mask_decoder
+from hf_promptseg.models.sam2.image_processing_sam2 import HfPromptsegSam2ImageProcessor
 from hf_promptseg.pipelines import register_task_pipeline
 
 
@@ -79,11 +81,14 @@ class HfPromptsegMaskGenerationPipeline(MaskGenerationPipeline):
         return preprocess_kwargs, forward_params, postprocess_kwargs
 
     def _fast_by_default(self) -> bool:
-        return isinstance(self.image_processor, HfPromptsegSamImageProcessor)
+        processor = self.image_processor
+        if isinstance(processor, HfPromptsegSam2ImageProcessor):
+            return processor.saved_by_hf_promptseg
+        return isinstance(processor, HfPromptsegSamImageProcessor)
 
     def preprocess(self, image, *args, fast_decoder: bool | None = None, **kwargs):
-        if not isinstance(image, str):
-            validate_images(image, argument="image")
+        if not isinstance(image, str) and not isinstance(self.image_processor, HfPromptsegSam2ImageProcessor):
+            validate_images(image, argument="image")  # SAM2's processor checks in `generate_crop_boxes`
         fast = self._fast_by_default() if fast_decoder is None else fast_decoder
         with row_chunked_vision_attention(self.model) if fast else nullcontext():
             for chunk in super().preprocess(image, *args, **kwargs):
@@ -112,11 +117,14 @@ class HfPromptsegMaskGenerationPipeline(MaskGenerationPipeline):
         collated = isinstance(is_last, list)  # batch_size > 1: the DataLoader collated chunks into lists/tensors
         is_last = is_last if collated else [bool(is_last)]
         original_sizes = model_inputs.pop("original_sizes").reshape(batch, 2).tolist()
-        reshaped_input_sizes = model_inputs.pop("reshaped_input_sizes").reshape(batch, 2).tolist()
+        reshaped = model_inputs.pop("reshaped_input_sizes", None)  # SAM only: SAM2 resizes without padding
+        reshaped_input_sizes = original_sizes if reshaped is None else reshaped.reshape(batch, 2).tolist()
         full_image_sizes = model_inputs.pop("full_image_size").reshape(batch, 2).tolist()
 
         if "intermediate_embeddings" in model_inputs:
             model_inputs["intermediate_embeddings"] = _stack_intermediate(model_inputs["intermediate_embeddings"])
+        if isinstance(model_inputs["image_embeddings"], (list, tuple)):  # SAM2: its feature maps, finest first
+            model_inputs["image_embeddings"] = _stack_intermediate(model_inputs["image_embeddings"])
         filters = {
             "pred_iou_thresh": pred_iou_thresh,
             "stability_score_thresh": stability_score_thresh,
@@ -166,13 +174,17 @@ class HfPromptsegMaskGenerationPipeline(MaskGenerationPipeline):
     def _fast_decode(
         self, model_inputs, num_points, input_boxes, original_sizes, reshaped_input_sizes, full_image_sizes, filters
     ) -> dict[str, list]:
-        """`FastSamMaskDecoder` + filters for each point batch; same candidates as the stock path, fewer upscaled."""
+        """Fast decoder + filters for each point batch; same candidates as the stock path, fewer upscaled."""
         model = self.model
         decoder = getattr(self, "_fast_mask_decoder", None)
         if decoder is None or decoder.decoder is not model.mask_decoder:
-            decoder = self._fast_mask_decoder = FastSamMaskDecoder(model.mask_decoder)
+            kind = FastSam2MaskDecoder if is_sam2_mask_decoder(model.mask_decoder) else FastSamMaskDecoder
+            decoder = self._fast_mask_decoder = kind(model.mask_decoder)
         positional = model.get_image_wide_positional_embeddings()
         embeddings = model_inputs["image_embeddings"]
+        skips = None
+        if isinstance(embeddings, (list, tuple)):
+            *skips, embeddings = embeddings
         intermediate = model_inputs.get("intermediate_embeddings")
         out: dict[str, list] = {"masks": [], "boxes": [], "iou_scores": []}
         for i, count in enumerate(num_points):
@@ -187,6 +199,7 @@ class HfPromptsegMaskGenerationPipeline(MaskGenerationPipeline):
                 dense[:1],
                 [layer[i : i + 1] for layer in intermediate] if intermediate is not None else None,
                 **filters,
+                high_resolution_features=[skip[i : i + 1] for skip in skips] if skips is not None else None,
                 post_process=lambda logits, i=i: self.image_processor.post_process_masks(
                     [logits[None]], [original_sizes[i]], [reshaped_input_sizes[i]], binarize=False
                 )[0][0],

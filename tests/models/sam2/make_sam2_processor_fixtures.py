@@ -8,7 +8,8 @@ this script runs in a separate virtual environment that has it (never in tests):
     /work/sideenv-sam2/bin/python tests/models/sam2/make_sam2_processor_fixtures.py
 
 It writes `tests/fixtures/sam2/processor_fixture.safetensors` (inputs and expected outputs) and
-`processor_fixture.json` (the calls: processor settings, arguments, which tensors are inputs and outputs). Inputs come
+`processor_fixture.json` (the calls: processor settings, arguments, which tensors are inputs and outputs), and
+`stock_sam2_processor/` / `stock_sam3_tracker_processor/` (the processor files of stock checkpoints). Inputs come
 from a seeded numpy generator and are stored, so tests never regenerate them. Outputs too large to store in full
 (pixel values at 256² and 1024²) are stored as a SHA-256 of their float32 bytes, per-channel sums and a strided
 subsample.
@@ -238,6 +239,15 @@ def processor_cases() -> list[dict]:
     return cases
 
 
+def stock_processor_dirs() -> None:
+    """`save_pretrained` of transformers' own SAM2 and SAM3-tracker processors (what a stock checkpoint holds)."""
+    from transformers import Sam3ImageProcessor, Sam3TrackerProcessor
+
+    settings = {"size": {"height": 64, "width": 64}, "mask_size": {"height": 16, "width": 16}}
+    Sam2Processor(Sam2ImageProcessor(**settings)).save_pretrained(OUT / "stock_sam2_processor")
+    Sam3TrackerProcessor(Sam3ImageProcessor(**settings)).save_pretrained(OUT / "stock_sam3_tracker_processor")
+
+
 def main() -> None:
     import torchvision
 
@@ -250,6 +260,7 @@ def main() -> None:
     OUT.mkdir(parents=True, exist_ok=True)
     save_file(tensors, OUT / "processor_fixture.safetensors")
     (OUT / "processor_fixture.json").write_text(json.dumps(fixture, indent=1) + "\n")
+    stock_processor_dirs()
     size = sum(path.stat().st_size for path in OUT.glob("processor_fixture.*"))
     print(f"wrote {len(tensors)} tensors, {size / 1024:.0f} KiB, to {OUT}")
 

@@ -182,6 +182,11 @@ def _split_heads(tensor: torch.Tensor, heads: int) -> torch.Tensor:
     return tensor.view(prompts, tokens, heads, channels // heads).transpose(1, 2)
 
 
+def _output_projection(attention: nn.Module) -> nn.Linear:
+    """The attention's output projection (`out_proj` in SAM, `o_proj` in SAM2)."""
+    return attention.out_proj if hasattr(attention, "out_proj") else attention.o_proj
+
+
 def _tokens_to_image(
     attention: nn.Module, query: torch.Tensor, image: FactorizedImageTokens, positional: torch.Tensor
 ):
@@ -190,7 +195,7 @@ def _tokens_to_image(
     query = _split_heads(attention.q_proj(query), heads)
     weights = torch.softmax(image.scores(query, attention.k_proj, positional) * attention.scaling, dim=-1)
     output = image.weighted_values(weights, attention.v_proj)
-    return attention.out_proj(output.transpose(1, 2).flatten(2))
+    return _output_projection(attention)(output.transpose(1, 2).flatten(2))
 
 
 def _image_to_tokens(
@@ -207,17 +212,22 @@ def _image_to_tokens(
     # softmax over the n prompt tokens; the (P, H, n, T) layout keeps T innermost, which is much faster on CPU
     maps = torch.softmax(image.scores(key, attention.q_proj, positional) * attention.scaling, dim=-2)
     head_dim = value.shape[-1]
-    image.add_attention_update(maps, value, attention.out_proj.weight.T.reshape(heads, head_dim, -1))
-    image.add_constant(attention.out_proj.bias)
+    output = _output_projection(attention)
+    image.add_attention_update(maps, value, output.weight.T.reshape(heads, head_dim, -1))
+    image.add_constant(output.bias)
 
 
 @dataclass
 class DecodedPrompts:
     """Decoder state for P prompts of one image: output tokens after the transformer and the factorized image."""
 
-    tokens: torch.Tensor  # (P, n, C) final prompt tokens (IoU token first, then mask tokens, ...)
+    tokens: torch.Tensor  # (P, n, C) final prompt tokens (SAM: IoU token, mask tokens, ...; SAM2: object score first)
     image: FactorizedImageTokens
     iou_scores: torch.Tensor  # (P, num_mask_tokens)
+    object_score_logits: torch.Tensor | None = None  # (P, 1), SAM2's object-score head
+    high_resolution_features: tuple[torch.Tensor, torch.Tensor] | None = (
+        None  # SAM2's (1, C/8, 4h, 4w), (1, C/4, 2h, 2w)
+    )
 
 
 class FastSamMaskDecoder:
@@ -238,6 +248,9 @@ class FastSamMaskDecoder:
         >>> decoded.iou_scores.shape
         torch.Size([8, 4])
     """
+
+    iou_token_index = 0  # position of the IoU token among the output tokens
+    first_mask_token = 1  # position of the first mask token
 
     def __init__(self, mask_decoder: nn.Module) -> None:
         self.decoder = mask_decoder
@@ -291,7 +304,7 @@ class FastSamMaskDecoder:
             transformer.final_attn_token_to_image, queries + point_embeddings, image, positional
         )
         queries = transformer.layer_norm_final_attn(queries + attention_out)
-        iou_scores = self.decoder.iou_prediction_head(queries[:, 0])
+        iou_scores = self.decoder.iou_prediction_head(queries[:, self.iou_token_index])
         return DecodedPrompts(tokens=queries, image=image, iou_scores=iou_scores)
 
     def _image_cache(self, *inputs: torch.Tensor) -> dict:
@@ -343,13 +356,24 @@ class FastSamMaskDecoder:
         upscaled = upscaled + image.coefficients[index].transpose(1, 2) @ (image.basis[index] @ first_matrix)
         upscaled = upscaled.view(count, height, width, 2, 2, first.out_channels).transpose(2, 3)
         upscaled = upscaled.reshape(count, 4 * height * width, first.out_channels) + first.bias
+        skips = decoded.high_resolution_features
+        if skips is not None:  # SAM2 adds projected Hiera features after each transposed convolution
+            upscaled = upscaled + skips[1].flatten(2).transpose(1, 2)
         norm = decoder.upscale_layer_norm
         upscaled = decoder.activation(F.layer_norm(upscaled, norm.normalized_shape, norm.weight, norm.bias, norm.eps))
         second_matrix = second.weight.permute(0, 2, 3, 1).flatten(1)
-        upscaled = decoder.activation(torch.addmm(second.bias.repeat(4), upscaled.flatten(0, 1), second_matrix))
-        upscaled = upscaled.view(count, -1, second.out_channels)  # (P', 2h·2w·2·2, O2)
+        upscaled = torch.addmm(second.bias.repeat(4), upscaled.flatten(0, 1), second_matrix)
+        if skips is not None:  # (1, O2, 4h, 4w) in the (2h, 2w, 2, 2, O2) order of the matmul's output
+            finest = skips[0][0].permute(1, 2, 0).reshape(2 * height, 2, 2 * width, 2, second.out_channels)
+            upscaled = upscaled.view(count, -1, 4 * second.out_channels) + finest.transpose(1, 2).flatten(
+                0, 1
+            ).flatten(1)
+        upscaled = decoder.activation(upscaled).view(count, -1, second.out_channels)  # (P', 2h·2w·2·2, O2)
         selected = range(1, decoder.num_mask_tokens) if multimask_output else range(1)
         mask_tokens = decoded.tokens[index]
-        hyper = torch.stack([decoder.output_hypernetworks_mlps[i](mask_tokens[:, 1 + i]) for i in selected], dim=1)
+        first_token = self.first_mask_token
+        hyper = torch.stack(
+            [decoder.output_hypernetworks_mlps[i](mask_tokens[:, first_token + i]) for i in selected], dim=1
+        )
         masks = (upscaled @ hyper.transpose(1, 2)).view(count, 2 * height, 2 * width, 2, 2, len(selected))
         return masks.permute(0, 5, 1, 3, 2, 4).reshape(count, len(selected), 4 * height, 4 * width)

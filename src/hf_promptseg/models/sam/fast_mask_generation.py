@@ -58,6 +58,7 @@ def generate_candidates(
     post_process: Callable[[torch.Tensor], torch.Tensor],
     crop_box: list[int],
     full_image_size: list[int],
+    high_resolution_features: list[torch.Tensor] | None = None,
 ) -> MaskCandidates:
     """Decode P point prompts of one image (crop) and keep the masks that pass the automatic-generation filters.
 
@@ -69,15 +70,18 @@ def generate_candidates(
         post_process: maps (K, 4h, 4w) low-resolution logits to (K, H_crop, W_crop) logits in the crop's frame
             (the image processor's `post_process_masks`).
         crop_box, full_image_size: the crop's XYXY box in the image, and the image's (height, width).
+        high_resolution_features: SAM2's two high-resolution maps of the crop (with a `FastSam2MaskDecoder`).
     """
     prompts = sparse_prompt_embeddings.shape[0]
     height, width = image_embeddings.shape[-2:]
+    extra = {} if high_resolution_features is None else {"high_resolution_features": high_resolution_features}
     chunks = [
         decoder.decode(
             image_embeddings,
             image_positional_embeddings,
             sparse_prompt_embeddings[s : s + DECODE_CHUNK],
             dense_prompt_embeddings,
+            **extra,
         )
         for s in range(0, prompts, DECODE_CHUNK)
     ]

@@ -24,6 +24,8 @@ from transformers.image_transforms import get_resize_output_image_size, get_size
 from transformers.image_utils import (
     IMAGENET_DEFAULT_MEAN,
     IMAGENET_DEFAULT_STD,
+    IMAGENET_STANDARD_MEAN,
+    IMAGENET_STANDARD_STD,
     ChannelDimension,
     PILImageResampling,
     SizeDict,
@@ -131,6 +133,7 @@ class HfPromptsegSam2ImageProcessor(TorchvisionBackend):
     """
 
     valid_kwargs = HfPromptsegSam2ImageProcessorKwargs
+    saved_by_hf_promptseg = True  # the mask-generation pipeline's fast decoder is the default for these
     resample = PILImageResampling.BILINEAR
     image_mean = IMAGENET_DEFAULT_MEAN
     image_std = IMAGENET_DEFAULT_STD
@@ -389,4 +392,50 @@ class HfPromptsegSam2ImageProcessor(TorchvisionBackend):
         return torch.where(keep, pred_masks, torch.clamp(pred_masks, max=-10.0))
 
 
-__all__ = ["HfPromptsegSam2ImageProcessor", "validate_sam2_images"]
+class StockSam2ImageProcessor(HfPromptsegSam2ImageProcessor):
+    """What `AutoImageProcessor` gives a stock SAM2 / EdgeTAM checkpoint when torchvision cannot be imported.
+
+    The same computations as `transformers.Sam2ImageProcessor` (that class is still chosen wherever torchvision
+    imports); saving it writes `Sam2ImageProcessor` back, so a re-saved stock checkpoint stays a stock checkpoint, and
+    the mask-generation pipeline keeps transformers' decoding for it unless asked for `fast_decoder=True`.
+    """
+
+    saved_by_hf_promptseg = False
+    stock_name = "Sam2ImageProcessor"
+
+    def to_dict(self) -> dict[str, Any]:
+        output = super().to_dict()
+        output["image_processor_type"] = self.stock_name
+        return output
+
+
+class StockSam3TrackerImageProcessor(StockSam2ImageProcessor):
+    """`transformers.Sam3ImageProcessor` for SAM3-tracker checkpoints without torchvision (SAM2's steps, SAM3's defaults).
+
+    Only the tracker's part: SAM3's detection post-processing (semantic, instance, object detection) needs
+    transformers' own class.
+    """
+
+    image_mean = IMAGENET_STANDARD_MEAN
+    image_std = IMAGENET_STANDARD_STD
+    size = {"height": 1008, "width": 1008}
+    mask_size = {"height": 288, "width": 288}
+    stock_name = "Sam3ImageProcessor"
+
+    def _detection_needs_torchvision(self, *args: Any, **kwargs: Any):
+        raise NotImplementedError(
+            "SAM3 detection post-processing is not part of hf_promptseg's torchvision-free SAM3-tracker processor; "
+            "install torchvision to use transformers' Sam3ImageProcessor"
+        )
+
+    post_process_semantic_segmentation = _detection_needs_torchvision
+    post_process_object_detection = _detection_needs_torchvision
+    post_process_instance_segmentation = _detection_needs_torchvision
+
+
+__all__ = [
+    "HfPromptsegSam2ImageProcessor",
+    "StockSam2ImageProcessor",
+    "StockSam3TrackerImageProcessor",
+    "validate_sam2_images",
+]

@@ -89,4 +89,37 @@ class HfPromptsegSam2Processor(Sam2Processor):
         return super()._normalize_tensor_coordinates(tensor, original_sizes, is_bounding_box, preserve_padding)
 
 
-__all__ = ["HfPromptsegSam2Processor"]
+def build_sam2_processor(config: Any) -> HfPromptsegSam2Processor:
+    """The processor a SAM2-generation model saved by hf_promptseg carries, sized from its config.
+
+    Images are resized to the prompt encoder's `image_size`, masks to 4× its embedding grid, with the normalisation
+    of transformers' processor for that model type (SAM3-tracker: mean = std = 0.5; SAM2, EdgeTAM: ImageNet's).
+
+    Example:
+        >>> from transformers import Sam2Config
+        >>> from hf_promptseg.models.sam2.processing_sam2 import build_sam2_processor
+        >>> build_sam2_processor(Sam2Config()).image_processor.mask_size
+        {'height': 256, 'width': 256}
+    """
+    from hf_promptseg.models.sam2.image_processing_sam2 import (
+        HfPromptsegSam2ImageProcessor,
+        StockSam3TrackerImageProcessor,
+    )
+
+    prompt = getattr(config, "prompt_encoder_config", None)
+    if prompt is None or not hasattr(prompt, "image_size"):
+        raise TypeError(f"`config` must be a SAM2 / SAM3-tracker / EdgeTAM config, got {type(config).__name__}")
+    size, grid = int(prompt.image_size), int(prompt.image_size) // int(prompt.patch_size)
+    normalisation = {}
+    if getattr(config, "model_type", None) == "sam3_tracker":
+        normalisation = {
+            "image_mean": StockSam3TrackerImageProcessor.image_mean,
+            "image_std": StockSam3TrackerImageProcessor.image_std,
+        }
+    image_processor = HfPromptsegSam2ImageProcessor(
+        size={"height": size, "width": size}, mask_size={"height": 4 * grid, "width": 4 * grid}, **normalisation
+    )
+    return HfPromptsegSam2Processor(image_processor)
+
+
+__all__ = ["HfPromptsegSam2Processor", "build_sam2_processor"]

@@ -19,14 +19,42 @@ def register() -> None:
     register_image_segmentation_pipeline()
 
 
+SAM2_BASE_CLASSES = ("Sam2Model", "Sam3TrackerModel", "EdgeTamModel")
+
+
+def adapter_base_class(local_dir: Path) -> str:
+    """The transformers class an adapter directory was saved over (PEFT records it in `auto_mapping`).
+
+    Older directories without it: SAM-Adapter's `encoder_type`, else the local base's `config.json`, else `SamModel`.
+    """
+    config = read_json(local_dir / "adapter_config.json")
+    recorded = (config.get("auto_mapping") or {}).get("base_model_class")
+    if recorded:
+        return recorded
+    if config.get("encoder_type") == "sam2_hiera":
+        return "Sam2Model"
+    base = config.get("base_model_name_or_path")
+    if base and (Path(base) / "config.json").is_file():
+        model_type = read_json(Path(base) / "config.json").get("model_type")
+        return {"sam2": "Sam2Model", "sam3_tracker": "Sam3TrackerModel", "edgetam": "EdgeTamModel"}.get(
+            model_type, "SamModel"
+        )
+    return "SamModel"
+
+
 def _holds_adapter(local_dir: Path) -> bool:
-    return (local_dir / "adapter_config.json").is_file()
+    return (local_dir / "adapter_config.json").is_file() and adapter_base_class(local_dir) not in SAM2_BASE_CLASSES
+
+
+def _holds_sam2_adapter(local_dir: Path) -> bool:
+    return (local_dir / "adapter_config.json").is_file() and adapter_base_class(local_dir) in SAM2_BASE_CLASSES
 
 
 def _adapter_details(local_dir: Path) -> dict[str, Any]:
     config = read_json(local_dir / "adapter_config.json")
     return {
         "base_model": config.get("base_model_name_or_path"),
+        "base_model_class": adapter_base_class(local_dir),
         "method": "LoRA" if str(config.get("peft_type", "")).upper() == "LORA" else "SAM-Adapter",
         "modules_to_save": ", ".join(config.get("modules_to_save") or []) or "none",
     }
@@ -52,6 +80,18 @@ FAMILY = ModelFamily(
             limitations="The adapter is tied to the width and depth of its base model; it segments the foreground "
             "class it was trained for (e.g. camouflaged objects, shadows, polyps) without prompts.",
             holds=_holds_adapter,
+            details=_adapter_details,
+        ),
+        ArtifactKind(
+            name="sam2_adapter",
+            template=resources.files(__package__) / "sam2_adapter_card.md",
+            library_name="peft",
+            pipeline_tag="image-segmentation",
+            tags=("sam2", "sam2-adapter", "sam-adapter", "peft", "hf-promptseg"),
+            summary="Prompt-free foreground segmentation with an adapter over a frozen SAM2 Hiera encoder.",
+            limitations="The adapter is tied to the stage widths and depths of its SAM2 base (a Hiera size); it "
+            "segments the foreground class it was trained for without prompts, on single images.",
+            holds=_holds_sam2_adapter,
             details=_adapter_details,
         ),
     ),
