@@ -5,6 +5,7 @@ temporary directory, and a 512×512 procedural scene:
 
     python benchmarks/mask_generation.py --encoder tiny --points-per-side 32     # 1024 points
     python benchmarks/mask_generation.py --encoder vit-b --points-per-side 32
+    python benchmarks/mask_generation.py --family sam2 --points-per-side 32   # Hiera-tiny SAM2 (`Sam2Config()`)
 
 "stock" is transformers' own `MaskGenerationPipeline` class; its one torchvision call (the final NMS) is served by
 hf_promptseg's image processor, which only swaps in a torch NMS. "ours" is `pipeline("mask-generation")` after
@@ -64,7 +65,36 @@ def random_model(encoder: str):
     return model
 
 
-def _build_model(encoder: str, directory: Path) -> None:
+def random_sam2_model():
+    """A Hiera-tiny SAM2 (`Sam2Config()`, 1024² input) with the same variance-preserving random weights."""
+    import torch
+    from torch import nn
+    from transformers import Sam2Config, Sam2Model
+
+    torch.manual_seed(0)
+    model = Sam2Model(Sam2Config()).eval()
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, (nn.Linear, nn.Conv2d, nn.ConvTranspose2d)):
+                fan_in = module.in_channels if isinstance(module, nn.ConvTranspose2d) else module.weight[0].numel()
+                module.weight.normal_(0, fan_in**-0.5)
+                if module.bias is not None:
+                    module.bias.normal_(0, 0.1)
+            elif isinstance(module, nn.Embedding):
+                module.weight.normal_(0, 1)
+        model.shared_image_embedding.positional_embedding.normal_(0, 1)
+        model.prompt_encoder.shared_embedding.positional_embedding.normal_(0, 1)
+    return model
+
+
+def _build_model(family: str, encoder: str, directory: Path) -> None:
+    if family == "sam2":
+        from hf_promptseg.models.sam2.processing_sam2 import build_sam2_processor
+
+        model = random_sam2_model()
+        model.save_pretrained(directory)
+        build_sam2_processor(model.config).save_pretrained(directory)
+        return
     from hf_promptseg.models.sam.convert_sam_checkpoint import build_sam_processor
 
     model = random_model(encoder)
@@ -76,16 +106,15 @@ def _worker(side: str, model_dir: str, points_per_side: int, options: dict, outp
     import numpy as np
     import torch
     from PIL import Image
-    from transformers import SamModel
+    from transformers import AutoImageProcessor, AutoModelForMaskGeneration
     from transformers.pipelines.mask_generation import MaskGenerationPipeline
 
     import hf_promptseg  # noqa: F401  (registers the pipeline and the image processor)
     from hf_promptseg.data.scenes import make_scene
-    from hf_promptseg.models.sam.image_processing_sam import HfPromptsegSamImageProcessor
 
     image = Image.fromarray(make_scene(3, height=512, width=512, num_objects=(6, 9)).image)
-    model = SamModel.from_pretrained(model_dir, dtype=torch.float32).eval()
-    processor = HfPromptsegSamImageProcessor.from_pretrained(model_dir)
+    model = AutoModelForMaskGeneration.from_pretrained(model_dir, dtype=torch.float32).eval()
+    processor = AutoImageProcessor.from_pretrained(model_dir)  # ours (torchvision-free) for both sides
     if side == "stock":
         generator = MaskGenerationPipeline(model=model, image_processor=processor)
         extra = {}
@@ -127,16 +156,23 @@ def agreement(reference: dict, candidate: dict, iou_threshold: float = 0.9, scor
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--encoder", default="tiny", choices=["tiny", "vit-b"])
+    parser.add_argument("--family", default="sam", choices=["sam", "sam2"], help="sam2: a Hiera-tiny SAM2")
+    parser.add_argument("--encoder", default="tiny", choices=["tiny", "vit-b"], help="SAM's encoder")
     parser.add_argument("--points-per-side", type=int, default=32)
-    parser.add_argument("--pred-iou-thresh", type=float, default=0.17)
-    parser.add_argument("--stability-score-thresh", type=float, default=0.5)
+    parser.add_argument("--pred-iou-thresh", type=float, default=None, help="default: 0.17 (SAM), 0.63 (SAM2)")
+    parser.add_argument("--stability-score-thresh", type=float, default=None, help="default: 0.5 (SAM), 0.9 (SAM2)")
     parser.add_argument("--stability-score-offset", type=float, default=0.25)
     parser.add_argument("--points-per-batch", type=int, default=64)
     parser.add_argument("--crops-nms-thresh", type=float, default=1.0, help="1.0 keeps every candidate")
     parser.add_argument("--repeats", type=int, default=2, help="fresh processes per side; the fastest run counts")
     parser.add_argument("--worker", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    # about the upper quartile of the random model's predicted IoUs (and the median stability for SAM2)
+    defaults = {"sam": (0.17, 0.5), "sam2": (0.63, 0.9)}[args.family]
+    if args.pred_iou_thresh is None:
+        args.pred_iou_thresh = defaults[0]
+    if args.stability_score_thresh is None:
+        args.stability_score_thresh = defaults[1]
     options = {
         "pred_iou_thresh": args.pred_iou_thresh,
         "stability_score_thresh": args.stability_score_thresh,
@@ -154,11 +190,11 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         model_dir = Path(tmp) / "model"
-        _build_model(args.encoder, model_dir)
+        _build_model(args.family, args.encoder, model_dir)
         rows, results = {}, {}
         for side in ("stock", "ours"):
             output = str(Path(tmp) / f"{side}.npz")
-            command = [sys.executable, __file__, "--encoder", args.encoder, "--points-per-side",
+            command = [sys.executable, __file__, "--family", args.family, "--encoder", args.encoder, "--points-per-side",
                        str(args.points_per_side), "--pred-iou-thresh", str(args.pred_iou_thresh),
                        "--stability-score-thresh", str(args.stability_score_thresh), "--stability-score-offset",
                        str(args.stability_score_offset), "--points-per-batch", str(args.points_per_batch),
@@ -175,7 +211,8 @@ def main() -> None:
     speedup = stock["seconds"] / ours["seconds"]
     rss_ratio = ours["peak_rss_mib"] / stock["peak_rss_mib"]
     agreed = agreement(results["stock"], results["ours"])
-    print(f"{args.encoder} encoder, 512×512 image, {args.points_per_side**2} points, {options}")
+    model_name = "Hiera-tiny SAM2" if args.family == "sam2" else f"{args.encoder} SAM encoder"
+    print(f"{model_name}, 512×512 image, {args.points_per_side**2} points, {options}")
     print(
         f"{platform.processor() or platform.machine()}, torch {torch.__version__}, {torch.get_num_threads()} threads\n"
     )

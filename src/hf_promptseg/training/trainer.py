@@ -41,7 +41,14 @@ from hf_promptseg.models.sam_adapter.predict import load_prompt_free_image_proce
 from hf_promptseg.training.arguments import DataArguments, ModelArguments, SegmentationTrainingArguments
 from hf_promptseg.training.evaluation import evaluate_model
 from hf_promptseg.training.losses import build_loss
-from hf_promptseg.training.modeling import base_model_location, build_training_model, load_base_model, sam_core
+from hf_promptseg.training.modeling import (
+    base_model_location,
+    build_training_model,
+    is_sam2_model,
+    load_base_model,
+    model_input_size,
+    sam_core,
+)
 from hf_promptseg.utils.files import atomic_output_dir
 
 PROGRESS_FILE = "progress.json"
@@ -76,6 +83,27 @@ def _local_base_dir(model_args: ModelArguments) -> str | None:
     """The base model's directory, where a processor saved with it would be (None for random presets and Hub ids)."""
     location = base_model_location(model_args.base_model)
     return location if Path(location).is_dir() else None
+
+
+def _sam2_image_processor(model: torch.nn.Module, image_size: int, local_dir: str | None):
+    """The base directory's SAM2 image processor when it resizes to `image_size`², else one built from the config."""
+    from hf_promptseg.models.sam2.image_processing_sam2 import HfPromptsegSam2ImageProcessor
+    from hf_promptseg.models.sam2.processing_sam2 import build_sam2_processor
+
+    native = model_input_size(model)
+    if image_size != native:
+        raise ValueError(
+            f"`image_size` {image_size} differs from the SAM2 base's input size {native}; SAM2's Hiera position "
+            "embeddings and feature sizes are fixed by its config, so leave `image_size` unset"
+        )
+    saved_files = ("processor_config.json", "preprocessor_config.json")
+    if local_dir is not None and any((Path(local_dir) / name).is_file() for name in saved_files):
+        from transformers import AutoImageProcessor
+
+        saved = AutoImageProcessor.from_pretrained(local_dir)
+        if isinstance(saved, HfPromptsegSam2ImageProcessor) and saved.size == {"height": native, "width": native}:
+            return saved
+    return build_sam2_processor(sam_core(model).config).image_processor
 
 
 def _trainable_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
@@ -128,10 +156,18 @@ class SegmentationTrainer:
         set_seed(training_args.seed)
         self.loss_fn = build_loss(training_args.loss)
         self.model = build_training_model(model_args)
-        self.image_size = data_args.image_size or sam_core(self.model).config.vision_config.image_size
+        self.is_sam2 = is_sam2_model(self.model)
+        self.image_size = data_args.image_size or model_input_size(self.model)
         # One preprocessing for training, validation and serving: this processor is saved with the best model.
-        self.image_processor = load_prompt_free_image_processor(self.image_size, _local_base_dir(model_args))
+        if self.is_sam2:
+            self.image_processor = _sam2_image_processor(self.model, self.image_size, _local_base_dir(model_args))
+        else:
+            self.image_processor = load_prompt_free_image_processor(self.image_size, _local_base_dir(model_args))
         if training_args.activation_checkpointing:
+            if self.is_sam2:
+                raise ValueError(
+                    "`activation_checkpointing` is not available for SAM2 bases (transformers' Sam2Model)"
+                )
             sam_core(self.model).activation_checkpointing_enable()
         train, validation = build_datasets(data_args, self.image_processor, training_args.seed)
         self.train_loader = DataLoader(
@@ -227,9 +263,10 @@ class SegmentationTrainer:
                         tmp / "base"
                     )
                     self.image_processor.save_pretrained(tmp / "base")
+                kind = "sam_adapter" if self.model_args.method == "sam_adapter" else "sam"
                 write_model_card(
                     tmp,
-                    kind="sam_adapter" if self.model_args.method == "sam_adapter" else "sam",
+                    kind=None if self.is_sam2 else kind,  # SAM2 models and adapters are told apart by their files
                     base_model=None
                     if self.model_args.base_model.startswith("random:")
                     else self.model_args.base_model,
