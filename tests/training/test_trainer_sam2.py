@@ -96,3 +96,28 @@ def test_cli_trains_a_sam2_and_beats_the_untrained_model(tmp_path):
     assert after["mae"] < before["mae"] - 0.1
     assert (tmp_path / "run" / "best" / "model.safetensors").is_file()
     assert detect_artifact_kind(tmp_path / "run" / "best") == "sam2"
+
+
+def test_trained_sam2_is_served_and_evaluated_with_its_processor(tmp_path):
+    import numpy as np
+    from peft import PeftModel
+    from PIL import Image
+    from transformers import Sam2Model, pipeline
+
+    from hf_promptseg.training.evaluation import evaluate_segmentation
+
+    _trainer(tmp_path / "adapter", "sam_adapter").train()
+    _trainer(tmp_path / "decoder", "decoder").train()
+    best = tmp_path / "adapter" / "best"
+    image = Image.fromarray(np.random.default_rng(0).integers(0, 256, (50, 70, 3), dtype=np.uint8))
+    model = PeftModel.from_pretrained(Sam2Model.from_pretrained(best / "base"), best)
+    for segmenter in (
+        pipeline("image-segmentation", model=model, image_processor=str(best)),
+        pipeline("image-segmentation", model=str(tmp_path / "decoder" / "best")),
+    ):
+        assert isinstance(segmenter.image_processor, HfPromptsegSam2ImageProcessor)
+        (result,) = segmenter(image)
+        assert result["label"] == "foreground" and result["mask"].size == (70, 50)
+    metrics = evaluate_segmentation(str(best / "base"), "synthetic:2:1:64", adapter=str(best))
+    saved = json.loads((tmp_path / "adapter" / "metrics.json").read_text())["after"]
+    assert metrics["mae"] == pytest.approx(saved["mae"], abs=1e-6)  # same model, same data, same processor

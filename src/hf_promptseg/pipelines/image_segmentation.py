@@ -32,6 +32,9 @@ from transformers import (
 from transformers.image_utils import load_image
 from transformers.pipelines.image_segmentation import ImageSegmentationPipeline
 
+from hf_promptseg.models.sam.prompt_free import prompt_free_input_size
+from hf_promptseg.models.sam2.processing_sam2 import prompt_free_sam2_image_processor
+from hf_promptseg.models.sam2.registration import SAM2_MODEL_TYPES
 from hf_promptseg.models.sam_adapter.predict import predict_masks, prompt_free_image_processor
 from hf_promptseg.pipelines import register_task_pipeline
 
@@ -62,9 +65,12 @@ class PromptFreeSamSegmentationPipeline(Pipeline):
 
     def __init__(self, *args, **kwargs):
         model = kwargs.get("model", args[0] if args else None)
-        kwargs["image_processor"] = prompt_free_image_processor(
-            model.config.vision_config.image_size, kwargs.get("image_processor")
-        )
+        if getattr(model.config, "model_type", None) in SAM2_MODEL_TYPES:
+            kwargs["image_processor"] = prompt_free_sam2_image_processor(model.config, kwargs.get("image_processor"))
+        else:
+            kwargs["image_processor"] = prompt_free_image_processor(
+                prompt_free_input_size(model), kwargs.get("image_processor")
+            )
         super().__init__(*args, **kwargs)
 
     def _sanitize_parameters(self, threshold=None, timeout=None, **kwargs):

@@ -23,6 +23,7 @@ from tqdm.auto import tqdm
 from hf_promptseg.data.segmentation import SegmentationTransform, collate_segmentation, load_segmentation_dataset
 from hf_promptseg.metrics import make_accumulator
 from hf_promptseg.models.sam.prompt_free import prompt_free_logits
+from hf_promptseg.models.sam2.registration import SAM2_MODEL_TYPES
 from hf_promptseg.models.sam_adapter.predict import load_prompt_free_image_processor
 from hf_promptseg.training.modeling import base_model_location, load_base_model, sam_core
 
@@ -52,6 +53,23 @@ def _local_dir(name: str | None) -> str | None:
     return location if location is not None and Path(location).is_dir() else None
 
 
+def _saved_sam2_processor(config, image_size: int | None, *directories: str | None):
+    """The SAM2 image processor saved beside the adapter (or the model), checked against the model's input size."""
+    from transformers import AutoImageProcessor
+
+    from hf_promptseg.models.sam2.processing_sam2 import prompt_free_sam2_image_processor
+
+    native = int(config.prompt_encoder_config.image_size)
+    if image_size not in (None, native):
+        raise ValueError(f"`image_size` {image_size} differs from the SAM2 model's input size {native}")
+    for directory in directories:
+        if directory is not None and any(
+            (Path(directory) / name).is_file() for name in ("preprocessor_config.json", "processor_config.json")
+        ):
+            return prompt_free_sam2_image_processor(config, AutoImageProcessor.from_pretrained(directory))
+    return prompt_free_sam2_image_processor(config)
+
+
 def evaluate_segmentation(
     model: str,
     data: str,
@@ -71,8 +89,12 @@ def evaluate_segmentation(
         from peft import PeftModel
 
         network = PeftModel.from_pretrained(network, adapter)
-    size = image_size or sam_core(network).config.vision_config.image_size
-    processor = load_prompt_free_image_processor(size, _local_dir(adapter), _local_dir(model))
+    config = sam_core(network).config
+    if getattr(config, "model_type", None) in SAM2_MODEL_TYPES:
+        processor = _saved_sam2_processor(config, image_size, _local_dir(adapter), _local_dir(model))
+    else:
+        size = image_size or config.vision_config.image_size
+        processor = load_prompt_free_image_processor(size, _local_dir(adapter), _local_dir(model))
     dataset = load_segmentation_dataset(data, split).with_transform(SegmentationTransform(processor))
     accelerator = Accelerator()
     loader = accelerator.prepare(DataLoader(dataset, batch_size=batch_size, collate_fn=collate_segmentation))

@@ -122,4 +122,18 @@ def build_sam2_processor(config: Any) -> HfPromptsegSam2Processor:
     return HfPromptsegSam2Processor(image_processor)
 
 
-__all__ = ["HfPromptsegSam2Processor", "build_sam2_processor"]
+def prompt_free_sam2_image_processor(config: Any, saved: Any = None):
+    """The preprocessing prompt-free SAM2 models train, evaluate and serve with: a plain resize to the input size.
+
+    `saved` (the image processor beside a model) is used when it is a SAM2 processor of this input size, else the
+    one `build_sam2_processor` makes for the config (which is what hf_promptseg's trainer saves).
+    """
+    from hf_promptseg.models.sam2.image_processing_sam2 import HfPromptsegSam2ImageProcessor
+
+    size = int(config.prompt_encoder_config.image_size)
+    if isinstance(saved, HfPromptsegSam2ImageProcessor) and dict(saved.size) == {"height": size, "width": size}:
+        return saved
+    return build_sam2_processor(config).image_processor
+
+
+__all__ = ["HfPromptsegSam2Processor", "build_sam2_processor", "prompt_free_sam2_image_processor"]

@@ -25,7 +25,7 @@ import torch
 from PIL import Image
 
 from hf_promptseg.models.sam.image_processing_sam import HfPromptsegSamImageProcessor
-from hf_promptseg.models.sam.prompt_free import prompt_free_logits
+from hf_promptseg.models.sam.prompt_free import prompt_free_input_size, prompt_free_logits
 from hf_promptseg.utils.masks import unpad_mask_logits
 
 
@@ -78,7 +78,8 @@ def _sam_config(model: torch.nn.Module):
 @torch.no_grad()
 def predict_logits(model: torch.nn.Module, pixel_values: torch.Tensor) -> torch.Tensor:
     """(B, S, S) mask logits at input resolution from the prompt-free path."""
-    image_size = _sam_config(model).vision_config.image_size
+    _sam_config(model)
+    image_size = prompt_free_input_size(model)
     if pixel_values.ndim != 4 or tuple(pixel_values.shape[-2:]) != (image_size, image_size):
         raise ValueError(
             f"`pixel_values` must be (B, 3, {image_size}, {image_size}) for this model, got {tuple(pixel_values.shape)}"
@@ -96,20 +97,28 @@ def predict_masks(
     """Foreground probability maps (H, W) float32 in [0, 1], one per image, at the image's original size.
 
     `image_processor` defaults to the reference preprocessing at the model's input size; pass a SAM processor
-    (`resize_mode="longest_edge"`) for models fine-tuned with SAM's own resize + pad.
+    (`resize_mode="longest_edge"`) for models fine-tuned with SAM's own resize + pad. SAM2 models default to
+    `prompt_free_sam2_image_processor` (a plain resize, nothing to unpad).
     """
     if batch_size < 1:
         raise ValueError(f"`batch_size` must be positive, got {batch_size}")
     if isinstance(images, (Image.Image, np.ndarray)):
         images = [images]
-    processor = image_processor or reference_image_processor(_sam_config(model).vision_config.image_size)
+    config = _sam_config(model)
+    if image_processor is None and hasattr(config.mask_decoder_config, "dynamic_multimask_via_stability"):
+        from hf_promptseg.models.sam2.processing_sam2 import prompt_free_sam2_image_processor
+
+        image_processor = prompt_free_sam2_image_processor(config)
+    processor = image_processor or reference_image_processor(prompt_free_input_size(model))
     device = next(model.parameters()).device
     maps = []
     for start in range(0, len(images), batch_size):
         inputs = processor(list(images[start : start + batch_size]), return_tensors="pt")
         logits = predict_logits(model, inputs["pixel_values"].to(device))
-        for logit, reshaped, original in zip(logits, inputs["reshaped_input_sizes"], inputs["original_sizes"]):
-            full = unpad_mask_logits(logit[None], tuple(reshaped.tolist()), tuple(original.tolist()))[0]
+        # SAM2's processor resizes without padding: the whole input is the image
+        reshaped_sizes = inputs.get("reshaped_input_sizes", [logit.shape[-2:] for logit in logits])
+        for logit, reshaped, original in zip(logits, reshaped_sizes, inputs["original_sizes"]):
+            full = unpad_mask_logits(logit[None], tuple(int(v) for v in reshaped), tuple(original.tolist()))[0]
             maps.append(full.sigmoid().float().cpu().numpy())
     return maps
 
