@@ -176,6 +176,22 @@ def _per_head(tokens: torch.Tensor, shared: torch.Tensor) -> torch.Tensor:
     return product.view(heads, prompts, count, -1).transpose(0, 1)
 
 
+def _in_kernel_order(features: torch.Tensor, levels: int) -> torch.Tensor:
+    """(O, 2^L·h, 2^L·w) features as (h·w·4^(L-1), 4·O) rows in the order of `levels` kernel-2 stride-2 matmuls.
+
+    Row (y, x, ky1, kx1, ..., ) and column (ky_L, kx_L, o) hold pixel (2^L·y + ... + ky_L, 2^L·x + ... + kx_L).
+    """
+    channels, full_height, full_width = features.shape
+    height, width = full_height >> levels, full_width >> levels
+    grid = features.reshape(channels, height, *([2] * levels), width, *([2] * levels))
+    # dims: 0 = o, 1 = y, 2..L+1 = ky1..kyL, L+2 = x, L+3..2L+2 = kx1..kxL
+    order = [1, levels + 2]
+    for level in range(levels):
+        order += [2 + level, levels + 3 + level]
+    order.append(0)
+    return grid.permute(order).reshape(-1, 4 * channels)
+
+
 def _split_heads(tensor: torch.Tensor, heads: int) -> torch.Tensor:
     """(P, N, C) -> (P, H, N, C/H)."""
     prompts, tokens, channels = tensor.shape
@@ -348,32 +364,33 @@ class FastSamMaskDecoder:
         count = len(index)
         image = decoded.image
         first, second = decoder.upscale_conv1, decoder.upscale_conv2
-        # channels-last throughout; kernel-2 stride-2 transposed convolutions become matmuls with (C, 2·2·O) weights
+        # Channels-last throughout; kernel-2 stride-2 transposed convolutions become matmuls with (C, 2·2·O) weights.
+        # Pixels stay in the matmuls' own order, (y, x, ky1, kx1, ky2, kx2) for output pixel (4y+2ky1+ky2,
+        # 4x+2kx1+kx2), so only the final masks are permuted into image order.
         first_matrix = first.weight.permute(0, 2, 3, 1).flatten(1)
         upscaled = image.shared_product("upscale", lambda: image.shared @ first_matrix)
         if image.scale is not None:
             upscaled = upscaled * image.scale[index][..., None]
         upscaled = upscaled + image.coefficients[index].transpose(1, 2) @ (image.basis[index] @ first_matrix)
-        upscaled = upscaled.view(count, height, width, 2, 2, first.out_channels).transpose(2, 3)
-        upscaled = upscaled.reshape(count, 4 * height * width, first.out_channels) + first.bias
+        upscaled = upscaled + first.bias.repeat(4)  # (P', h·w, 2·2·O1)
         skips = decoded.high_resolution_features
         if skips is not None:  # SAM2 adds projected Hiera features after each transposed convolution
-            upscaled = upscaled + skips[1].flatten(2).transpose(1, 2)
+            upscaled = upscaled + image.shared_product("skip1", lambda: _in_kernel_order(skips[1][0], 1))
+        upscaled = upscaled.view(count, -1, first.out_channels)
         norm = decoder.upscale_layer_norm
         upscaled = decoder.activation(F.layer_norm(upscaled, norm.normalized_shape, norm.weight, norm.bias, norm.eps))
         second_matrix = second.weight.permute(0, 2, 3, 1).flatten(1)
         upscaled = torch.addmm(second.bias.repeat(4), upscaled.flatten(0, 1), second_matrix)
-        if skips is not None:  # (1, O2, 4h, 4w) in the (2h, 2w, 2, 2, O2) order of the matmul's output
-            finest = skips[0][0].permute(1, 2, 0).reshape(2 * height, 2, 2 * width, 2, second.out_channels)
-            upscaled = upscaled.view(count, -1, 4 * second.out_channels) + finest.transpose(1, 2).flatten(
-                0, 1
-            ).flatten(1)
-        upscaled = decoder.activation(upscaled).view(count, -1, second.out_channels)  # (P', 2h·2w·2·2, O2)
+        if skips is not None:
+            upscaled = upscaled.view(count, -1, 4 * second.out_channels)
+            upscaled = upscaled + image.shared_product("skip0", lambda: _in_kernel_order(skips[0][0], 2))
+        upscaled = decoder.activation(upscaled).view(count, -1, second.out_channels)  # (P', h·w·2·2·2·2, O2)
         selected = range(1, decoder.num_mask_tokens) if multimask_output else range(1)
         mask_tokens = decoded.tokens[index]
         first_token = self.first_mask_token
         hyper = torch.stack(
             [decoder.output_hypernetworks_mlps[i](mask_tokens[:, first_token + i]) for i in selected], dim=1
         )
-        masks = (upscaled @ hyper.transpose(1, 2)).view(count, 2 * height, 2 * width, 2, 2, len(selected))
-        return masks.permute(0, 5, 1, 3, 2, 4).reshape(count, len(selected), 4 * height, 4 * width)
+        masks = (upscaled @ hyper.transpose(1, 2)).view(count, height, width, 2, 2, 2, 2, len(selected))
+        masks = masks.permute(0, 7, 1, 3, 5, 2, 4, 6)  # (P', K, y, ky1, ky2, x, kx1, kx2)
+        return masks.reshape(count, len(selected), 4 * height, 4 * width)
