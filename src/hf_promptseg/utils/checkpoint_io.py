@@ -16,12 +16,18 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file
 
+from hf_promptseg.utils.files import CorruptFileError
+
 _WRAPPER_KEYS = ("model", "state_dict", "module")
 _TORCH_SUFFIXES = {".pth", ".pt", ".bin", ".ckpt"}
 
 
-class CheckpointError(ValueError):
+class CheckpointError(CorruptFileError):
     """A checkpoint file that cannot be read as a state dict of tensors."""
+
+    def __init__(self, message: str, path: str | os.PathLike | None = None) -> None:
+        ValueError.__init__(self, message)
+        self.path, self.problem = (Path(path) if path is not None else None), message
 
 
 def _unwrap(obj: object, path: Path) -> dict[str, torch.Tensor]:
@@ -58,6 +64,8 @@ def load_checkpoint_state_dict(path: str | os.PathLike) -> dict[str, torch.Tenso
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint not found: {path}")
+    if path.stat().st_size == 0:
+        raise CheckpointError(f"{path}: empty (0-byte) file; expected a .safetensors or torch checkpoint", path)
     if path.suffix == ".safetensors":
         try:
             return _unwrap(load_file(str(path)), path)
