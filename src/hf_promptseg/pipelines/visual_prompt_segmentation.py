@@ -84,6 +84,14 @@ class VisualPromptSegmentationPipeline(Pipeline):
             references = reference_images if reference_images is not None else [image]
             references = references if isinstance(references, (list, tuple)) else [references]
             prompt_list = prompts if isinstance(prompts, (list, tuple)) else [prompts]
+            if len(prompt_list) != len(references):
+                given = (
+                    "`reference_images`" if reference_images is not None else "target image (no `reference_images`)"
+                )
+                raise ValueError(
+                    f"`prompts` holds {len(prompt_list)} prompt dict(s) for {len(references)} {given}; give one "
+                    "prompt dict per reference image"
+                )
             processor = self._processor()
             model_inputs["references"] = [
                 processor(reference, prompts=prompt) for reference, prompt in zip(references, prompt_list, strict=True)
