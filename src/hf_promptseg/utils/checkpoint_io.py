@@ -16,7 +16,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file
 
-from hf_promptseg.utils.files import CorruptFileError
+from hf_promptseg.utils.files import CorruptFileError, _first_line
 
 _WRAPPER_KEYS = ("model", "state_dict", "module")
 _TORCH_SUFFIXES = {".pth", ".pt", ".bin", ".ckpt"}
@@ -76,10 +76,15 @@ def load_checkpoint_state_dict(path: str | os.PathLike) -> dict[str, torch.Tenso
     try:
         obj = torch.load(str(path), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
+        text = str(err)
+        detail = " ".join(text.split("WeightsUnpickler error:", 1)[-1].split("Check the documentation")[0].split())
+        if "Unsupported global" not in text and "Unsupported class" not in text:
+            raise CheckpointError(f"{path}: truncated or not a torch checkpoint ({detail})", path) from err
         raise CheckpointError(
             f"{path}: refused to unpickle: the file needs arbitrary code to load (weights_only=True); "
-            f"only plain tensor state dicts are accepted. Details: {str(err).splitlines()[0]}"
+            f"only plain tensor state dicts are accepted. Details: {detail}",
+            path,
         ) from err
     except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError) as err:
-        raise CheckpointError(f"{path}: truncated or not a torch checkpoint ({str(err).splitlines()[0]})") from err
+        raise CheckpointError(f"{path}: truncated or not a torch checkpoint ({_first_line(err)})", path) from err
     return _unwrap(obj, path)

@@ -21,7 +21,9 @@ from typing import Any
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
+
+from hf_promptseg.utils.files import CorruptFileError, load_safetensors, read_json
 
 BANK_WEIGHTS = "prompt_bank.safetensors"
 BANK_CONFIG = "prompt_bank_config.json"
@@ -172,11 +174,22 @@ class DinovPromptBank:
             weights_path = Path(hf_hub_download(str(path_or_repo_id), BANK_WEIGHTS, revision=revision, **hub_kwargs))
         if not config_path.is_file() or not weights_path.is_file():
             raise FileNotFoundError(f"{path_or_repo_id} has no {BANK_CONFIG} / {BANK_WEIGHTS}")
-        config = json.loads(config_path.read_text())
+        config = read_json(config_path, required=True)
         if config.get("format_version") != FORMAT_VERSION:
-            raise ValueError(f"unsupported prompt bank format {config.get('format_version')!r}")
-        tensors = load_file(weights_path)
-        tokens = {name: tensors[f"tokens.{i}"] for i, name in enumerate(config["categories"])}
+            raise CorruptFileError(
+                config_path,
+                f"unsupported prompt bank format {config.get('format_version')!r}; expected {FORMAT_VERSION}",
+            )
+        categories = config.get("categories")
+        if not isinstance(categories, list) or not all(isinstance(name, str) for name in categories):
+            raise CorruptFileError(config_path, "`categories` must be a list of category names")
+        tensors = load_safetensors(weights_path)
+        missing = [f"tokens.{i}" for i in range(len(categories)) if f"tokens.{i}" not in tensors]
+        if missing:
+            raise CorruptFileError(
+                weights_path, f"lacks {missing[:3]} for the {len(categories)} categories of the config"
+            )
+        tokens = {name: tensors[f"tokens.{i}"] for i, name in enumerate(categories)}
         return cls(tokens, model_name_or_path=config.get("model_name_or_path"))
 
     def push_to_hub(self, repo_id: str, **kwargs: Any) -> str:
