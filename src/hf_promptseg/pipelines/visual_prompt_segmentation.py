@@ -19,6 +19,7 @@ from transformers import Pipeline
 
 from hf_promptseg.models.dinov.modeling_dinov import DinovForVisualPromptSegmentation, category_prompt_tokens
 from hf_promptseg.pipelines import register_task_pipeline
+from hf_promptseg.utils.validation import check_positive_int, check_threshold
 
 TASKS = ("referring", "generic")
 SUBTASKS = ("instance", "semantic", "panoptic")
@@ -65,6 +66,12 @@ class VisualPromptSegmentationPipeline(Pipeline):
         forward = _given(task=task, labels=labels, prompt_bank=prompt_bank, num_examples=num_examples, seed=seed)
         post = _given(task=task, subtask=subtask, threshold=threshold, iou_threshold=iou_threshold,
                       nms_threshold=nms_threshold, min_mask_area=min_mask_area)  # fmt: skip
+        for name, value in (("threshold", threshold), ("iou_threshold", iou_threshold),
+                            ("nms_threshold", nms_threshold)):  # fmt: skip
+            check_threshold(value, name, 0.0, 1.0, allow_none=True)
+        check_threshold(min_mask_area, "min_mask_area", 0.0, None, allow_none=True)
+        check_positive_int(num_examples, "num_examples", allow_none=True)
+        check_positive_int(seed, "seed", allow_none=True, minimum=0)
         if task is not None and task not in TASKS:
             raise ValueError(f"`task` must be one of {TASKS}, got {task!r}")
         if subtask is not None and subtask not in SUBTASKS:
