@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +25,11 @@ from hf_promptseg.utils.files import CorruptFileError, read_json
 WEIGHT_FILES = ("adapter_model.safetensors", "adapter_model.bin")
 
 
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
+
+
 def _looks_local(name: str) -> bool:
-    return os.sep in name or name.startswith((".", "~")) or Path(name).exists() or name.count("/") > 1
+    return not _HUB_ID.match(name) or name.startswith(".")
 
 
 def check_adapter_dir(adapter: str | os.PathLike) -> dict[str, Any] | None:
