@@ -113,12 +113,17 @@ def verify_checkpoint(directory: str | os.PathLike) -> dict[str, Any]:
         if not path.is_file():
             raise IncompleteCheckpointError(directory, f"{name} is missing (manifest of step {step} lists it)")
         size = path.stat().st_size
-        if size != expected["size"] or _file_digest(path) != expected["sha256"]:
-            raise IncompleteCheckpointError(
-                directory,
-                f"{name} does not match the manifest of step {step} (size {size}, expected {expected['size']}, or "
-                "a different hash): the files come from different saves. Delete the directory to start over.",
-            )
+        if size != expected["size"]:
+            found = f"{size} bytes, the manifest says {expected['size']}"
+        elif _file_digest(path) != expected["sha256"]:
+            found = "same size, different sha256"
+        else:
+            continue
+        raise IncompleteCheckpointError(
+            directory,
+            f"{name} does not match the manifest of step {step} ({found}): the files come from different saves. "
+            "Delete the directory to start over.",
+        )
     extra = sorted(set(p.relative_to(directory).as_posix() for p in _listed_files(directory)) - set(files))
     if extra:
         raise IncompleteCheckpointError(directory, f"files not in the manifest of step {step}: {extra}")
