@@ -72,6 +72,16 @@ def test_train_bad_configs_and_arguments(tmp_path, capsys, config, flags, match)
     assert not (tmp_path / "run").exists()
 
 
+def test_convert_dinov_with_a_broken_reference_config(tmp_path, capsys):
+    from tests.conftest import fixture_dir
+
+    checkpoint = fixture_dir("dinov") / "reference_state_dict.safetensors"
+    config = _file(tmp_path, "reference_config.json", b'{"MODEL": ')
+    argv = ["convert", "dinov", str(checkpoint), str(tmp_path / "out"), "--reference-config", str(config)]
+    code, err = _run(capsys, argv)
+    assert code == 2 and str(config) in err and "invalid JSON" in err and not (tmp_path / "out").exists()
+
+
 def test_evaluate_with_a_broken_adapter_names_the_file(tmp_path, capsys):
     adapter = tmp_path / "adapter"
     adapter.mkdir()

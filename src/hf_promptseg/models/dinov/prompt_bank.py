@@ -23,11 +23,35 @@ import numpy as np
 import torch
 from safetensors.torch import save_file
 
-from hf_promptseg.utils.files import CorruptFileError, load_safetensors, read_json
+from hf_promptseg.utils.files import CorruptFileError, atomic_output_dir, load_safetensors, read_json
 
 BANK_WEIGHTS = "prompt_bank.safetensors"
 BANK_CONFIG = "prompt_bank_config.json"
 FORMAT_VERSION = 1
+
+
+def _keep_other_files(directory: Path, tmp: Path) -> None:
+    """Hard-link (or copy) what else lives in `directory` into the replacement being written."""
+    import shutil
+
+    if not directory.is_dir():
+        return
+    for item in directory.iterdir():
+        if item.name in (BANK_WEIGHTS, BANK_CONFIG):
+            continue
+        if item.is_dir():
+            shutil.copytree(item, tmp / item.name, copy_function=_link_or_copy)
+        else:
+            _link_or_copy(item, tmp / item.name)
+
+
+def _link_or_copy(source: str | os.PathLike, destination: str | os.PathLike) -> None:
+    import shutil
+
+    try:
+        os.link(source, destination)
+    except OSError:
+        shutil.copy2(source, destination)
 
 
 def _reference_label_order(labels: list) -> list:
@@ -148,8 +172,18 @@ class DinovPromptBank:
         return model.model.prompt_queries(means[None])[0]
 
     def save_pretrained(self, save_directory: str | os.PathLike) -> None:
-        directory = Path(save_directory)
-        directory.mkdir(parents=True, exist_ok=True)
+        """Write the bank; the directory is switched in whole (other files in it are kept), so a kill mid-save
+        never leaves new weights beside an old config."""
+        directory = Path(save_directory).resolve()
+        if Path.cwd().resolve().is_relative_to(directory):  # the working directory cannot be swapped out
+            directory.mkdir(parents=True, exist_ok=True)
+            self._write(directory)
+            return
+        with atomic_output_dir(directory, overwrite=True) as tmp:
+            _keep_other_files(directory, tmp)
+            self._write(tmp)
+
+    def _write(self, directory: Path) -> None:
         tensors = {f"tokens.{i}": t.contiguous() for i, t in enumerate(self.tokens.values())}
         save_file(tensors, directory / BANK_WEIGHTS, metadata={"format": "pt"})
         config = {
