@@ -29,7 +29,7 @@ def segmenter(tmp_path_factory):
          r"`prompts` holds 2 prompt dict\(s\) for 1 `reference_images`"),
         (dict(prompts=[{"points": [[1, 1]]}, {"points": [[2, 2]]}]), ValueError,
          r"`prompts` holds 2 prompt dict\(s\) for 1 target image"),
-        (dict(prompts={"points": [[1, 1]]}, iou_threshold=-0.2), ValueError, "`iou_threshold` is -0.2"),
+        (dict(prompts={"points": [[1, 1]]}, iou_threshold=float("inf")), ValueError, "`iou_threshold` is inf"),
         (dict(prompts={"points": [[1, 1]]}, nms_threshold=3), ValueError, "`nms_threshold` is 3"),
         (dict(prompts={"points": [[1, 1]]}, threshold=float("nan")), ValueError, "`threshold` is nan"),
         (dict(prompts={"points": [[1, 1]]}, num_examples=0), ValueError, "`num_examples` is 0"),

@@ -119,3 +119,28 @@ def test_sigkill_at_any_point_of_a_save_then_resume_is_bit_identical(tmp_path, k
     assert final.returncode == 0, final.stderr[-3000:]
     _assert_same_run(tmp_path / "straight", run)
     assert sorted(p.name for p in run.iterdir()) == ["best", "checkpoint", "metrics.json"]
+
+
+@pytest.mark.slow
+def test_sigkill_at_random_moments_then_resume_is_bit_identical(tmp_path):
+    """Kills at seeded random times (wherever they land: loading, training, saving); ~90 s on 2 shared cores."""
+    import random
+    import time
+
+    straight = _train(tmp_path / "straight")
+    assert straight.returncode == 0, straight.stderr[-3000:]
+    run, rng = tmp_path / "killed", random.Random(0)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    env.pop(FAULT_INJECTION_ENV, None)
+    for _ in range(5):
+        process = subprocess.Popen(
+            [sys.executable, "-m", "hf_promptseg.cli", *TRAIN, "--output_dir", str(run)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=REPO, env=env,
+        )  # fmt: skip
+        time.sleep(rng.uniform(4.0, 9.0))
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+    final = _train(run)
+    assert final.returncode == 0, final.stderr[-3000:]
+    _assert_same_run(tmp_path / "straight", run)
+    assert sorted(p.name for p in run.iterdir()) == ["best", "checkpoint", "metrics.json"]

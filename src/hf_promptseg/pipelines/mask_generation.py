@@ -27,7 +27,7 @@ from hf_promptseg.models.sam.image_processing_sam import (
 )
 from hf_promptseg.models.sam.row_chunked_attention import row_chunked_vision_attention
 from hf_promptseg.pipelines import register_task_pipeline
-from hf_promptseg.utils.validation import image_to_uint8, normalize_mask_generation_arguments
+from hf_promptseg.utils.validation import normalize_mask_generation_arguments, to_pil_image
 
 
 def _stack_intermediate(intermediate: Any) -> list[torch.Tensor]:
@@ -87,7 +87,7 @@ class HfPromptsegMaskGenerationPipeline(MaskGenerationPipeline):
     def preprocess(self, image, *args, fast_decoder: bool | None = None, **kwargs):
         if not isinstance(image, str):
             validate_images(image, argument="image")
-            image = _as_pil(image)
+            image = to_pil_image(image, argument="image")
         fast = self._fast_by_default() if fast_decoder is None else fast_decoder
         with row_chunked_vision_attention(self.model) if fast else nullcontext():
             for chunk in super().preprocess(image, *args, **kwargs):
@@ -218,21 +218,6 @@ class HfPromptsegMaskGenerationPipeline(MaskGenerationPipeline):
             output_bboxes_mask=output_bboxes_mask,
             crops_nms_thresh=crops_nms_thresh,
         )
-
-
-def _as_pil(image: Any) -> Any:
-    """numpy / torch images (HWC or CHW, uint8 or float in [0, 1]) as PIL, the input transformers' loader takes."""
-    from PIL import Image
-
-    if isinstance(image, Image.Image) or not hasattr(image, "shape"):
-        return image
-    array = image_to_uint8(image, "image")
-    array = array.detach().cpu().numpy() if isinstance(array, torch.Tensor) else array
-    if array.ndim == 3 and array.shape[0] in (1, 3) and array.shape[-1] not in (1, 3):
-        array = array.transpose(1, 2, 0)
-    if array.ndim == 3 and array.shape[-1] == 1:
-        array = array[..., 0]
-    return Image.fromarray(array).convert("RGB")
 
 
 def _fast_postprocess(model_outputs, output_rle_mask, output_bboxes_mask, crops_nms_thresh) -> dict[str, Any]:

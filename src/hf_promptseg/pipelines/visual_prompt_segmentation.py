@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -66,9 +67,9 @@ class VisualPromptSegmentationPipeline(Pipeline):
         forward = _given(task=task, labels=labels, prompt_bank=prompt_bank, num_examples=num_examples, seed=seed)
         post = _given(task=task, subtask=subtask, threshold=threshold, iou_threshold=iou_threshold,
                       nms_threshold=nms_threshold, min_mask_area=min_mask_area)  # fmt: skip
-        for name, value in (("threshold", threshold), ("iou_threshold", iou_threshold),
-                            ("nms_threshold", nms_threshold)):  # fmt: skip
-            check_threshold(value, name, 0.0, 1.0, allow_none=True)
+        check_threshold(threshold, "threshold", 0.0, 1.0, allow_none=True)
+        check_threshold(nms_threshold, "nms_threshold", 0.0, 1.0, allow_none=True)
+        check_threshold(iou_threshold, "iou_threshold", -math.inf, math.inf, allow_none=True)  # unbounded IoU head
         check_threshold(min_mask_area, "min_mask_area", 0.0, None, allow_none=True)
         check_positive_int(num_examples, "num_examples", allow_none=True)
         check_positive_int(seed, "seed", allow_none=True, minimum=0)

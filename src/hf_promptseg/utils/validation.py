@@ -105,6 +105,8 @@ def check_threshold(
     left = "[" if low_inclusive else "("
     right = "]" if high_inclusive else ")"
     expected = f"a finite number in {left}{low:g}, {'inf' if high is None else f'{high:g}'}{right}"
+    if low == -math.inf and (high is None or high == math.inf):
+        expected = "a finite number"
     if allow_none:
         expected += " (or None to switch this filter off)"
     if not math.isfinite(value):
@@ -145,6 +147,21 @@ def image_to_uint8(image: Any, argument: str, index: int | None = None) -> Any:
             "For 0..255 values pass a uint8 array (e.g. `image.astype(np.uint8)`) or divide by 255"
         )
     return (array * 255.0).round().astype(np.uint8)
+
+
+def to_pil_image(image: Any, argument: str = "image") -> Any:
+    """numpy / torch images (HWC or CHW, uint8 or float in [0, 1]) as PIL, the input transformers' loader takes."""
+    from PIL import Image
+
+    if isinstance(image, Image.Image) or not hasattr(image, "shape"):
+        return image
+    array = image_to_uint8(image, argument)
+    array = to_numpy(array)
+    if array.ndim == 3 and array.shape[0] in (1, 3) and array.shape[-1] not in (1, 3):
+        array = array.transpose(1, 2, 0)
+    if array.ndim == 3 and array.shape[-1] == 1:
+        array = array[..., 0]
+    return Image.fromarray(array).convert("RGB")
 
 
 # Documented ranges of `pipeline("mask-generation")` arguments: (low, high, None means "off" -> this value).
@@ -212,5 +229,6 @@ __all__ = [
     "check_threshold",
     "image_to_uint8",
     "to_numpy",
+    "to_pil_image",
     "where",
 ]

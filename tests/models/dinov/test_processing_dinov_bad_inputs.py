@@ -75,7 +75,7 @@ def test_float_images_in_unit_range_equal_their_uint8_twin_as_in_sam(processor):
 @pytest.mark.parametrize(
     "method, kwargs, match",
     [
-        ("post_process_referring", dict(iou_threshold=1.5), "`iou_threshold` is 1.5"),
+        ("post_process_referring", dict(iou_threshold=float("nan")), "`iou_threshold` is nan"),
         ("post_process_referring", dict(nms_threshold=float("nan")), "`nms_threshold` is nan"),
         ("post_process_referring", dict(min_mask_area=-1), "`min_mask_area` is -1"),
         ("post_process_instance", dict(threshold=-0.5), "`threshold` is -0.5"),

@@ -6,6 +6,7 @@ DINOv pads (bottom/right, value 0 after normalisation) where Mask2Former's proce
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -178,7 +179,8 @@ class DinovImageProcessor(BaseImageProcessor):
         Returns per image: `masks` (N, H, W) logits (> 0 = object), `scores` (N,), `indices` (N,) chosen proposals,
         and `masks_before_resize` (N, h, w).
         """
-        check_threshold(iou_threshold, "iou_threshold", 0.0, 1.0)
+        # The predicted IoU is an unbounded regression output: any finite floor is meaningful (-1 keeps ~all).
+        check_threshold(iou_threshold, "iou_threshold", -math.inf, math.inf)
         check_threshold(nms_threshold, "nms_threshold", 0.0, 1.0)
         check_threshold(min_mask_area, "min_mask_area", 0.0, None)
         results = []
