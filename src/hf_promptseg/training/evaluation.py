@@ -86,9 +86,9 @@ def evaluate_segmentation(
     """
     network = load_base_model(model)
     if adapter:
-        from peft import PeftModel
+        from hf_promptseg.models.sam_adapter.loading import load_adapter
 
-        network = PeftModel.from_pretrained(network, adapter)
+        network = load_adapter(network, adapter)
     config = sam_core(network).config
     if getattr(config, "model_type", None) in SAM2_MODEL_TYPES:
         processor = _saved_sam2_processor(config, image_size, _local_dir(adapter), _local_dir(model))

@@ -18,13 +18,14 @@ import os
 
 import numpy as np
 import torch
-from PIL import Image
 from tqdm.auto import tqdm
 from transformers import AutoModelForMaskGeneration, AutoProcessor
 
 from hf_promptseg.data.scenes import Scene
+from hf_promptseg.models.sam.image_processing_sam import validate_images
 from hf_promptseg.utils.masks import mask_iou
 from hf_promptseg.utils.prompt_geometry import bounding_box, interior_point
+from hf_promptseg.utils.validation import to_pil_image
 
 
 class PromptedSegmenter:
@@ -44,17 +45,17 @@ class PromptedSegmenter:
         """
         if (points is None) == (boxes is None):
             raise ValueError("pass exactly one of `points` (list of (x, y)) or `boxes` (list of (x0, y0, x1, y1))")
+        validate_images(image, argument="image")
+        picture = to_pil_image(image, argument="image")
         if points is not None:
             inputs = self.processor(
-                Image.fromarray(image),
+                picture,
                 input_points=[[[list(p)] for p in points]],
                 input_labels=[[[1] for _ in points]],
                 return_tensors="pt",
             )
         else:
-            inputs = self.processor(
-                Image.fromarray(image), input_boxes=[[list(b) for b in boxes]], return_tensors="pt"
-            )
+            inputs = self.processor(picture, input_boxes=[[list(b) for b in boxes]], return_tensors="pt")
         inputs = {k: v.to(self.device) if torch.is_tensor(v) else v for k, v in inputs.items()}
         inputs = {k: v.float() if torch.is_tensor(v) and v.is_floating_point() else v for k, v in inputs.items()}
         outputs = self.model(**inputs, multimask_output=points is not None)
