@@ -247,6 +247,27 @@ class PromptedSegmenter:
             masks=masks.numpy().astype(bool), iou_scores=scores[0].cpu().numpy(), low_res_logits=logits[0].cpu()
         )
 
+    @torch.no_grad()
+    def predict_each_point(self, points: np.ndarray, chunk: int = 8):
+        """For each (x, y) in `points` (N, 2), its own object: yields `(logits, iou_scores)` per chunk of points —
+        (p, 3, H, W) mask logits at the image's size and (p, 3) predicted IoU (automatic mask generation's grid)."""
+        self._check_prompts(points, None, None)
+        original_size, reshaped_size = self._image["original_size"], self._image["reshaped_size"]
+        scaled = self.processor._normalize_coordinates(max(reshaped_size), np.asarray(points, float), original_size)
+        embeddings = self._image["embeddings"]
+        for start in range(0, len(scaled), chunk):
+            part = torch.tensor(scaled[start : start + chunk], dtype=torch.float32, device=self.device)
+            labels = torch.ones(1, len(part), 1, dtype=torch.long, device=self.device)
+            sparse, dense = self.model.prompt_encoder(part[None, :, None], labels, None, None)
+            decoded = self.fast_decoder.decode(
+                embeddings, self._positional, sparse[0], dense[:1], image_key=self._image["key"]
+            )
+            logits = self.fast_decoder.low_resolution_masks(decoded, torch.arange(len(part)), embeddings.shape[-2:])
+            full = self.processor.post_process_masks(
+                logits[None].cpu(), torch.tensor([original_size]), torch.tensor([reshaped_size]), binarize=False
+            )[0]
+            yield full, decoded.iou_scores[:, 1:].cpu()
+
 
 def evaluate_prompted_segmentation(segmenter: PromptedSegmenter, scenes: list[Scene]) -> dict[str, float]:
     """Mean IoU over every object of `scenes`, from one interior positive point and from its tight box."""
