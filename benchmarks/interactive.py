@@ -1,7 +1,9 @@
-"""Interactive SAM on CPU: decoder time per click, ours vs transformers, in one process, side by side.
+"""Interactive SAM on CPU: decoder time per click and ViT encoder time per backend, ours vs transformers, in one
+process, side by side.
 
-    python benchmarks/interactive.py                       # 2 threads, 60 clicks
+    python benchmarks/interactive.py                       # decoder: 2 threads, 60 clicks
     python benchmarks/interactive.py --clicks 100 --threads 1
+    python benchmarks/interactive.py --part encoder        # ViT-B at 1024², every `encoder_backend`
 
 The model is a random SAM with the released decoder (256 wide, 8 heads, 64×64 image embedding from a 1024² input)
 and a narrow random ViT (the encoder does not enter the per-click time). A "click" is one object's prompt — a
@@ -17,6 +19,11 @@ embedding is already computed:
 Clicks alternate between the two, so load from other processes hits both alike; medians over `--clicks` clicks.
 Also printed: max |Δ| of the low-resolution logits between the two. The last line is
 `stock_ms=<a> ours_ms=<b> speedup=<c>`.
+
+`--part encoder`: a random ViT-B SAM (`preset_sam_config("vit-b")`) encodes one 1024² input with each backend of
+`hf_promptseg.models.sam.encoder_backends` (eager = transformers' module as loaded, the reference), in rounds that
+visit every backend once (so load from other processes hits all alike); per backend the median seconds, the ratio
+to eager and max |Δ| of the embedding against eager. torch.compile's first call (compilation) is timed apart.
 """
 
 from __future__ import annotations
@@ -44,13 +51,61 @@ def random_model():
     return model
 
 
+def encoder_benchmark(args: argparse.Namespace) -> None:
+    import copy
+
+    from mask_generation import random_model as variance_preserving_sam  # benchmarks/mask_generation.py
+
+    from hf_promptseg.models.sam.encoder_backends import image_encoder
+
+    model = variance_preserving_sam(args.encoder)
+    size = model.config.vision_config.image_size
+    pixel_values = torch.randn(1, 3, size, size)
+    encoders = {}
+    for backend in args.backends:
+        # each backend gets its own copy: the non-eager ones switch the attention class in place
+        encoders[backend] = image_encoder(model if backend == "eager" else copy.deepcopy(model), backend)
+    times = {backend: [] for backend in args.backends}
+    outputs = {}
+    with torch.no_grad():
+        if "compile" in encoders:
+            start = time.perf_counter()
+            encoders["compile"](pixel_values)
+            print(f"torch.compile first call (compilation): {time.perf_counter() - start:.1f} s", flush=True)
+        for round_index in range(args.rounds):
+            for backend, encode in encoders.items():
+                start = time.perf_counter()
+                outputs[backend] = encode(pixel_values)[0]
+                times[backend].append(time.perf_counter() - start)
+                print(f"round {round_index} {backend}: {times[backend][-1]:.2f} s", flush=True)
+    eager = statistics.median(times["eager"])
+    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, {args.threads} threads")
+    print(f"load average at the end: {os.getloadavg()}")
+    print(f"{args.encoder} encoder at {size}², median of {args.rounds} rounds:")
+    for backend in args.backends:
+        delta = float((outputs[backend] - outputs["eager"]).abs().max())
+        scale = float(outputs["eager"].abs().max())
+        median = statistics.median(times[backend])
+        print(
+            f"  {backend:8s} {median:7.2f} s  x{eager / median:5.2f} vs eager  max|Δ| {delta:.2e} (embedding max {scale:.2f})"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--part", choices=("decoder", "encoder"), default="decoder")
     parser.add_argument("--clicks", type=int, default=60)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--image-size", type=int, default=768, help="side of the square procedural scene")
+    parser.add_argument("--encoder", default="vit-b", help="SAM preset for --part encoder")
+    parser.add_argument("--backends", nargs="+", default=["eager", "sdpa", "compile", "bf16"])
+    parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    if args.part == "encoder":
+        if "eager" not in args.backends:
+            args.backends.insert(0, "eager")
+        return encoder_benchmark(args)
 
     from hf_promptseg.data.scenes import make_scene
     from hf_promptseg.models.sam.prompted_segmentation import PromptedSegmenter
@@ -134,7 +189,9 @@ def main() -> None:
     stock_median, ours_median = statistics.median(stock_ms), statistics.median(ours_ms)
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, {args.threads} threads")
     print(f"load average at the end: {os.getloadavg()}")
-    print(f"image {side}×{side}, embedding {tuple(embeddings.shape)}, encoder (narrow random ViT) {encode_seconds:.2f} s")
+    print(
+        f"image {side}×{side}, embedding {tuple(embeddings.shape)}, encoder (narrow random ViT) {encode_seconds:.2f} s"
+    )
     print(f"clicks: {len(ours_ms)} (points, point+negative point, boxes in turn), multimask, median ms:")
     print(f"  stock SamModel(image_embeddings=...)   {stock_median:8.2f}  (p90 {np.percentile(stock_ms, 90):.2f})")
     print(f"  ours  prompt encoder + fast decoder    {ours_median:8.2f}  (p90 {np.percentile(ours_ms, 90):.2f})")

@@ -40,11 +40,11 @@ class AppModels:
         default_factory=lambda: {"pred_iou_thresh": 0.88, "stability_score_thresh": 0.95}
     )
     max_pixels: int = MAX_PIXELS
-    encoder_seconds: float = 0.0
 
     @classmethod
     def load(cls, sam: str | os.PathLike | None = None, adapter: str | os.PathLike | None = None,
-             dinov: str | os.PathLike | None = None, device: str = "cpu", max_pixels: int = MAX_PIXELS) -> "AppModels":  # fmt: skip
+             dinov: str | os.PathLike | None = None, device: str = "cpu", max_pixels: int = MAX_PIXELS,
+             encoder_backend: str = "default") -> "AppModels":  # fmt: skip
         """Load the models: `sam` defaults to the embedded demo SAM; without `adapter` the Prompt-free tab is
         disabled (with a message); without `dinov` a random tiny DINOv is used, labelled as such."""
         from hf_promptseg.assets import DEMO_SAM_MASK_GENERATION_THRESHOLDS, demo_sam_path
@@ -53,7 +53,7 @@ class AppModels:
         if sam is None:
             sam, thresholds = demo_sam_path(), dict(DEMO_SAM_MASK_GENERATION_THRESHOLDS)
         return cls(
-            sam=PromptedSegmenter(sam, device=device),
+            sam=PromptedSegmenter(sam, device=device, encoder_backend=encoder_backend),
             sam_name=str(sam),
             adapter=None if adapter is None else prompt_free.load_prompt_free(adapter),
             adapter_name=None if adapter is None else str(adapter),

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import argparse
 
+from hf_promptseg.models.sam.encoder_backends import ENCODER_BACKENDS
+
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
@@ -24,6 +26,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--max-pixels", type=int, default=None, help="largest accepted image, in pixels")
     parser.add_argument("--max-file-size", default="25mb", help="largest accepted upload (e.g. 25mb)")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--encoder-backend", default="default", choices=ENCODER_BACKENDS,
+                        help="how the SAM image encoder runs (see docs/app.md for measurements)")  # fmt: skip
     parser.set_defaults(func=_run)
 
 
@@ -36,6 +40,6 @@ def _run(args: argparse.Namespace) -> int:
     from hf_promptseg.app.uploads import MAX_PIXELS
 
     models = AppModels.load(args.sam, args.adapter, args.dinov, device=args.device,
-                            max_pixels=args.max_pixels or MAX_PIXELS)  # fmt: skip
+                            max_pixels=args.max_pixels or MAX_PIXELS, encoder_backend=args.encoder_backend)  # fmt: skip
     launch_app(build_app(models), host=args.host, port=args.port, share=args.share, max_file_size=args.max_file_size)
     return 0

@@ -37,6 +37,7 @@ from transformers import AutoModelForMaskGeneration, AutoProcessor, PreTrainedMo
 from transformers.utils import ModelOutput
 
 from hf_promptseg.data.scenes import Scene
+from hf_promptseg.models.sam.encoder_backends import image_encoder
 from hf_promptseg.models.sam.fast_mask_decoder import FastSamMaskDecoder
 from hf_promptseg.utils.masks import mask_iou
 from hf_promptseg.utils.prompt_geometry import bounding_box, interior_point
@@ -78,10 +79,17 @@ class PromptedSegmenter:
             preprocessing at the model's input size).
         processor: a `SamProcessor` (default: the one saved with `model`).
         device: where the model runs.
+        encoder_backend: how `set_image` runs the ViT (`encoder_backends.ENCODER_BACKENDS`: "default" is
+            transformers' module as loaded, "eager" / "sdpa" / "compile" the same weights through its eager or SDPA
+            attention or torch.compile).
     """
 
     def __init__(
-        self, model: str | os.PathLike | PreTrainedModel, device: str = "cpu", processor: object | None = None
+        self,
+        model: str | os.PathLike | PreTrainedModel,
+        device: str = "cpu",
+        processor: object | None = None,
+        encoder_backend: str = "default",
     ) -> None:
         if isinstance(model, PreTrainedModel):
             self.model = model.to(device).eval()
@@ -102,6 +110,7 @@ class PromptedSegmenter:
         self.processor = processor if processor is not None else AutoProcessor.from_pretrained(model)
         self.device = device
         self.fast_decoder = FastSamMaskDecoder(self.model.mask_decoder)
+        self.encode = image_encoder(self.model, encoder_backend)
         self.encoder_calls = 0  # image encodings so far (the interactive loop must make one per image)
         self._image: dict | None = None
         self._positional: torch.Tensor | None = None
@@ -147,7 +156,7 @@ class PromptedSegmenter:
             return False
         inputs = self.processor(images=Image.fromarray(image), return_tensors="pt")
         pixel_values = inputs["pixel_values"].to(self.device, torch.float32)
-        vision = self.model.vision_encoder(pixel_values=pixel_values)
+        vision = self.encode(pixel_values)
         self.encoder_calls += 1
         if self._positional is None:
             self._positional = self.model.get_image_wide_positional_embeddings().to(self.device)
