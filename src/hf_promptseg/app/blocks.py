@@ -228,7 +228,8 @@ class Handlers:
 
 
 def build_app(models: AppModels, output_dir: str | os.PathLike | None = None):
-    """The `gr.Blocks` app (not launched)."""
+    """The `gr.Blocks` app (not launched). Gradio's usage analytics are off unless the user turned them on."""
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     import gradio as gr
 
     handlers = Handlers(models, output_dir)
