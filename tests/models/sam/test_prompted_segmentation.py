@@ -139,3 +139,24 @@ def test_image_is_encoded_once_and_prompts_are_checked(tiny_segmenter):
         tiny_segmenter.set_image("scene.png")
     with pytest.raises(ValueError, match="uint8"):
         tiny_segmenter.set_image(np.zeros((8, 8, 3), np.float32))
+
+
+def test_switching_images_drops_the_previous_image_terms(tiny_segmenter):
+    first, second = make_scene(6, 120, 100).image, make_scene(7, 120, 100).image
+    tiny_segmenter.set_image(first)
+    tiny_segmenter.predict(points=[(40, 50)])
+    tiny_segmenter.set_image(second)
+    switched = tiny_segmenter.predict(points=[(40, 50)])
+    fresh = PromptedSegmenter(tiny_segmenter.model)
+    fresh.set_image(second)
+    expected = fresh.predict(points=[(40, 50)])
+    torch.testing.assert_close(switched.low_res_logits, expected.low_res_logits, atol=0, rtol=0)
+
+
+def test_sam_hq_goes_through_its_own_decoder():
+    from tests.testing_utils import random_sam_hq
+
+    segmenter = PromptedSegmenter(random_sam_hq())
+    segmenter.set_image(make_scene(0, 100, 120).image)
+    assert segmenter.predict(points=[(50, 40)]).masks.shape == (3, 100, 120)
+    assert segmenter.predict(box=(10, 10, 60, 70), multimask=False).iou_scores.shape == (1,)
