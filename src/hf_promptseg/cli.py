@@ -14,6 +14,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="hf-promptseg", description="Promptable segmentation on the Hugging Face stack, from the command line."
     )
+    parser.add_argument("--debug", action="store_true", help="show the full traceback of errors")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in COMMANDS:
         importlib.import_module(f"hf_promptseg.commands.{name}").add_parser(subparsers)
@@ -23,13 +24,19 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args, extra_args = parser.parse_known_args(argv)
+    if "--debug" in extra_args:  # also accepted after the command name
+        extra_args = [arg for arg in extra_args if arg != "--debug"]
+        args.debug = True
     if extra_args and not getattr(args, "accepts_extra_args", False):
         parser.error(f"unrecognized arguments: {' '.join(extra_args)}")
     args.extra_args = extra_args
     try:
         return int(args.func(args) or 0)
-    except (ValueError, TypeError, FileNotFoundError, FileExistsError) as err:
-        print(f"hf-promptseg {args.command}: error: {err}", file=sys.stderr)
+    except (ValueError, TypeError, OSError) as err:  # CorruptFileError is a ValueError
+        if args.debug:
+            raise
+        message = " ".join(str(err).split()) or type(err).__name__
+        print(f"hf-promptseg {args.command}: error: {message} (--debug for the traceback)", file=sys.stderr)
         return 2
 
 

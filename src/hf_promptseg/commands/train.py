@@ -27,16 +27,21 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"config file not found: {path}")
+    from hf_promptseg.utils.files import CorruptFileError, read_json
+
     if path.suffix in (".yaml", ".yml"):
         import yaml
 
-        values = yaml.safe_load(path.read_text()) or {}
+        try:
+            values = yaml.safe_load(path.read_text()) or {}
+        except (yaml.YAMLError, UnicodeDecodeError) as err:
+            raise CorruptFileError(path, f"invalid YAML ({' '.join(str(err).split())})") from err
     elif path.suffix == ".json":
-        values = json.loads(path.read_text())
+        values = read_json(path, required=True)
     else:
         raise ValueError(f"config file must be .yaml, .yml or .json, got {path.name}")
     if not isinstance(values, dict):
-        raise ValueError(f"{path}: expected a mapping of argument names to values")
+        raise CorruptFileError(path, f"expected a mapping of argument names to values, got {type(values).__name__}")
     return values
 
 

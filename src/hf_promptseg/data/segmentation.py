@@ -28,6 +28,30 @@ def _images_by_stem(folder: Path) -> dict[str, Path]:
     return {path.stem: path for path in sorted(folder.iterdir()) if path.suffix.lower() in IMAGE_SUFFIXES}
 
 
+def _check_image_file(path: Path) -> None:
+    """Header check (cheap: no pixel decoding), so a broken file is named now rather than mid-training."""
+    from hf_promptseg.utils.files import CorruptFileError
+
+    try:
+        with Image.open(path) as image:
+            image.verify()
+    except (OSError, SyntaxError, ValueError) as err:  # PIL raises SyntaxError for some malformed headers
+        raise CorruptFileError(path, f"not a readable image ({err})") from err
+
+
+def _load_files(builder: str, what: str, **kwargs: Any):
+    """`datasets.load_dataset(builder, ...)` with unreadable files reported as `CorruptFileError` naming them."""
+    import datasets
+
+    from hf_promptseg.utils.files import CorruptFileError
+
+    try:
+        return datasets.load_dataset(builder, split="train", **kwargs)
+    except (ValueError, OSError, datasets.exceptions.DatasetGenerationError) as err:
+        cause = err.__cause__ or err
+        raise CorruptFileError(what, f"unreadable {builder} data ({type(cause).__name__}: {cause})") from err
+
+
 def _cod_folder(root: Path):
     import datasets
 
@@ -38,6 +62,8 @@ def _cod_folder(root: Path):
     if not images:
         raise ValueError(f"{root}: no images found in Imgs/")
     stems = sorted(images)
+    for path in [*images.values(), *masks.values()]:
+        _check_image_file(path)
     features = datasets.Features({"image": datasets.Image(), "mask": datasets.Image()})
     return datasets.Dataset.from_dict(
         {"image": [str(images[s]) for s in stems], "mask": [str(masks[s]) for s in stems]}, features=features
@@ -73,10 +99,10 @@ def load_segmentation_dataset(
     elif (path / "Imgs").is_dir() and (path / "GT").is_dir():
         dataset = _cod_folder(path)
     elif (path / "metadata.jsonl").is_file():
-        dataset = datasets.load_dataset("imagefolder", data_dir=str(path), split="train")
+        dataset = _load_files("imagefolder", str(path / "metadata.jsonl"), data_dir=str(path))
     elif path.suffix == ".parquet" or (path.is_dir() and any(path.glob("*.parquet"))):
         files = str(path) if path.is_file() else str(path / "*.parquet")
-        dataset = datasets.load_dataset("parquet", data_files=files, split="train")
+        dataset = _load_files("parquet", files, data_files=files)
     elif path.exists():
         raise ValueError(
             f"{source}: expected Imgs/ + GT/ folders, an imagefolder with metadata.jsonl, or parquet files"

@@ -32,8 +32,10 @@ from transformers import (
 from transformers.image_utils import load_image
 from transformers.pipelines.image_segmentation import ImageSegmentationPipeline
 
+from hf_promptseg.models.sam.image_processing_sam import validate_images
 from hf_promptseg.models.sam_adapter.predict import predict_masks, prompt_free_image_processor
 from hf_promptseg.pipelines import register_task_pipeline
+from hf_promptseg.utils.validation import check_threshold, to_pil_image
 
 
 def is_sam_model(model: Any) -> bool:
@@ -70,13 +72,15 @@ class PromptFreeSamSegmentationPipeline(Pipeline):
     def _sanitize_parameters(self, threshold=None, timeout=None, **kwargs):
         postprocess = {}
         if threshold is not None:
-            if not 0.0 <= float(threshold) <= 1.0:
-                raise ValueError(f"`threshold` must be in [0, 1], got {threshold}")
+            check_threshold(threshold, "threshold", 0.0, 1.0)
             postprocess["threshold"] = float(threshold)
         preprocess = {"timeout": timeout} if timeout is not None else {}
         return preprocess, {}, postprocess
 
     def preprocess(self, image, timeout=None):
+        if not isinstance(image, str):
+            validate_images(image, argument="image")
+            image = to_pil_image(image, argument="image")
         return {"image": load_image(image, timeout=timeout)}
 
     def _forward(self, model_inputs):

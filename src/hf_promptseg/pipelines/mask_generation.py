@@ -27,6 +27,7 @@ from hf_promptseg.models.sam.image_processing_sam import (
 )
 from hf_promptseg.models.sam.row_chunked_attention import row_chunked_vision_attention
 from hf_promptseg.pipelines import register_task_pipeline
+from hf_promptseg.utils.validation import normalize_mask_generation_arguments, to_pil_image
 
 
 def _stack_intermediate(intermediate: Any) -> list[torch.Tensor]:
@@ -68,6 +69,8 @@ class HfPromptsegMaskGenerationPipeline(MaskGenerationPipeline):
     """
 
     def _sanitize_parameters(self, **kwargs):
+        # Documented ranges, None = filter off: see `normalize_mask_generation_arguments`.
+        kwargs = normalize_mask_generation_arguments(kwargs)
         fast_decoder = kwargs.pop("fast_decoder", None)
         preprocess_kwargs, forward_params, postprocess_kwargs = super()._sanitize_parameters(**kwargs)
         if fast_decoder is not None:
@@ -84,6 +87,7 @@ class HfPromptsegMaskGenerationPipeline(MaskGenerationPipeline):
     def preprocess(self, image, *args, fast_decoder: bool | None = None, **kwargs):
         if not isinstance(image, str):
             validate_images(image, argument="image")
+            image = to_pil_image(image, argument="image")
         fast = self._fast_by_default() if fast_decoder is None else fast_decoder
         with row_chunked_vision_attention(self.model) if fast else nullcontext():
             for chunk in super().preprocess(image, *args, **kwargs):

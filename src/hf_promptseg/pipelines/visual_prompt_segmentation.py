@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -19,6 +20,7 @@ from transformers import Pipeline
 
 from hf_promptseg.models.dinov.modeling_dinov import DinovForVisualPromptSegmentation, category_prompt_tokens
 from hf_promptseg.pipelines import register_task_pipeline
+from hf_promptseg.utils.validation import check_positive_int, check_threshold
 
 TASKS = ("referring", "generic")
 SUBTASKS = ("instance", "semantic", "panoptic")
@@ -65,6 +67,12 @@ class VisualPromptSegmentationPipeline(Pipeline):
         forward = _given(task=task, labels=labels, prompt_bank=prompt_bank, num_examples=num_examples, seed=seed)
         post = _given(task=task, subtask=subtask, threshold=threshold, iou_threshold=iou_threshold,
                       nms_threshold=nms_threshold, min_mask_area=min_mask_area)  # fmt: skip
+        check_threshold(threshold, "threshold", 0.0, 1.0, allow_none=True)
+        check_threshold(nms_threshold, "nms_threshold", 0.0, 1.0, allow_none=True)
+        check_threshold(iou_threshold, "iou_threshold", -math.inf, math.inf, allow_none=True)  # unbounded IoU head
+        check_threshold(min_mask_area, "min_mask_area", 0.0, None, allow_none=True)
+        check_positive_int(num_examples, "num_examples", allow_none=True)
+        check_positive_int(seed, "seed", allow_none=True, minimum=0)
         if task is not None and task not in TASKS:
             raise ValueError(f"`task` must be one of {TASKS}, got {task!r}")
         if subtask is not None and subtask not in SUBTASKS:
@@ -84,6 +92,14 @@ class VisualPromptSegmentationPipeline(Pipeline):
             references = reference_images if reference_images is not None else [image]
             references = references if isinstance(references, (list, tuple)) else [references]
             prompt_list = prompts if isinstance(prompts, (list, tuple)) else [prompts]
+            if len(prompt_list) != len(references):
+                given = (
+                    "`reference_images`" if reference_images is not None else "target image (no `reference_images`)"
+                )
+                raise ValueError(
+                    f"`prompts` holds {len(prompt_list)} prompt dict(s) for {len(references)} {given}; give one "
+                    "prompt dict per reference image"
+                )
             processor = self._processor()
             model_inputs["references"] = [
                 processor(reference, prompts=prompt) for reference, prompt in zip(references, prompt_list, strict=True)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from hf_promptseg.utils.validation import check_positive_int, check_threshold
+
 METHODS = ("sam_adapter", "lora", "full", "decoder")
 MIXED_PRECISION = ("no", "bf16", "fp16")
 
@@ -28,6 +30,10 @@ class ModelArguments:
     def __post_init__(self) -> None:
         if self.method not in METHODS:
             raise ValueError(f"`method` must be one of {METHODS}, got {self.method!r}")
+        for name in ("adapter_scale_factor", "lora_r", "lora_alpha"):
+            check_positive_int(getattr(self, name), name)
+        check_positive_int(self.model_seed, "model_seed", minimum=0)
+        check_threshold(self.adapter_freq_nums, "adapter_freq_nums", 0.0, 1.0, high_inclusive=False)
 
 
 @dataclass
@@ -46,8 +52,10 @@ class DataArguments:
     augment: bool = field(default=True, metadata={"help": "random flip + scale-crop on training batches"})
 
     def __post_init__(self) -> None:
-        if not 0 < self.validation_fraction < 1:
-            raise ValueError(f"`validation_fraction` must be in (0, 1), got {self.validation_fraction}")
+        check_threshold(
+            self.validation_fraction, "validation_fraction", 0.0, 1.0, low_inclusive=False, high_inclusive=False
+        )
+        check_positive_int(self.image_size, "image_size", allow_none=True, minimum=16)
 
 
 @dataclass
@@ -87,6 +95,12 @@ class SegmentationTrainingArguments:
         for name in ("per_device_train_batch_size", "per_device_eval_batch_size", "gradient_accumulation_steps"):
             if getattr(self, name) < 1:
                 raise ValueError(f"`{name}` must be positive, got {getattr(self, name)}")
+        for name in ("num_train_epochs", "max_steps", "warmup_steps", "seed", "eval_every_epochs",
+                     "checkpoint_every_steps", "stop_after_steps", "logging_steps"):  # fmt: skip
+            check_positive_int(getattr(self, name), name, minimum=-1 if name == "max_steps" else 0)
+        check_threshold(self.learning_rate, "learning_rate", 0.0, None, low_inclusive=False)
+        for name in ("min_learning_rate", "weight_decay", "max_grad_norm"):
+            check_threshold(getattr(self, name), name, 0.0, None)
         if self.num_train_epochs < 1 and self.max_steps <= 0:
             raise ValueError("set `num_train_epochs` >= 1 or `max_steps` > 0")
         if self.push_to_hub and not self.hub_model_id:

@@ -68,9 +68,9 @@ def evaluate_segmentation(
     """
     network = load_base_model(model)
     if adapter:
-        from peft import PeftModel
+        from hf_promptseg.models.sam_adapter.loading import load_adapter
 
-        network = PeftModel.from_pretrained(network, adapter)
+        network = load_adapter(network, adapter)
     size = image_size or sam_core(network).config.vision_config.image_size
     processor = load_prompt_free_image_processor(size, _local_dir(adapter), _local_dir(model))
     dataset = load_segmentation_dataset(data, split).with_transform(SegmentationTransform(processor))

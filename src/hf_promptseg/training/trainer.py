@@ -7,7 +7,9 @@ restarted with the same output directory continues where it stopped, ending with
 uninterrupted run (sampler order, augmentations and optimizer state are all functions of the saved step).
 
 Run directory:
-- `checkpoint/`: resumable state (accelerate state + `progress.json`) and `best_trainable.safetensors`;
+- `checkpoint/`: resumable state (accelerate state + `progress.json`), `best_trainable.safetensors` and
+  `manifest.json`; written whole or not at all (see `hf_promptseg.training.checkpointing`), so a run killed at any
+  moment, even mid-save, resumes from a complete checkpoint and still ends with the uninterrupted run's weights;
 - `best/`: the best model by `metric_for_best` on the validation set (`save_pretrained`; adapters only for PEFT
   methods, plus `base/` when the base model is a random preset), with a model card carrying the eval results;
 - `metrics.json`: `before` / `after` validation metrics, best epoch and the per-epoch history.
@@ -17,6 +19,8 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import shutil
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -25,7 +29,7 @@ import numpy as np
 import torch
 from accelerate import Accelerator, DataLoaderConfiguration, DistributedDataParallelKwargs
 from accelerate.utils import set_seed
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
@@ -39,10 +43,19 @@ from hf_promptseg.metrics import METRIC_DIRECTIONS
 from hf_promptseg.models.sam.prompt_free import prompt_free_logits
 from hf_promptseg.models.sam_adapter.predict import load_prompt_free_image_processor
 from hf_promptseg.training.arguments import DataArguments, ModelArguments, SegmentationTrainingArguments
+from hf_promptseg.training.checkpointing import (
+    IncompleteCheckpointError,
+    commit_checkpoint,
+    crash_point,
+    recover_checkpoint,
+    temporary_checkpoint_dir,
+    verify_checkpoint,
+    write_manifest,
+)
 from hf_promptseg.training.evaluation import evaluate_model
 from hf_promptseg.training.losses import build_loss
 from hf_promptseg.training.modeling import base_model_location, build_training_model, load_base_model, sam_core
-from hf_promptseg.utils.files import atomic_output_dir
+from hf_promptseg.utils.files import atomic_output_dir, load_safetensors, read_json, recover_output_dir
 
 PROGRESS_FILE = "progress.json"
 BEST_TRAINABLE_FILE = "best_trainable.safetensors"
@@ -80,6 +93,14 @@ def _local_base_dir(model_args: ModelArguments) -> str | None:
 
 def _trainable_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {name: param.detach().cpu().clone() for name, param in model.named_parameters() if param.requires_grad}
+
+
+def _link_or_copy(source: Path, destination: Path) -> None:
+    """Checkpoint files are never rewritten in place, so a hard link is a safe, instant copy."""
+    try:
+        os.link(source, destination)
+    except OSError:
+        shutil.copy2(source, destination)
 
 
 def _load_trainable_state(model: torch.nn.Module, state: dict[str, torch.Tensor]) -> None:
@@ -162,23 +183,72 @@ class SegmentationTrainer:
         )
         self.model, self.optimizer, self.scheduler = self.accelerator.prepare(self.model, self.optimizer, scheduler)
         self.checkpoint_dir = self.output_dir / "checkpoint"
+        self._pending_best: dict[str, torch.Tensor] | None = None
+        self.accelerator.register_save_state_pre_hook(
+            lambda models, weights, directory: crash_point("accelerate_save_state", self._saving_step)
+        )
+        self._saving_step = 0
 
     # -- state --------------------------------------------------------------------------------------------------
     def _new_progress(self) -> dict[str, Any]:
-        return {"step": 0, "epoch": 0, "batches_in_epoch": 0, "best": None, "best_epoch": None, "history": []}
+        return {
+            "step": 0,
+            "epoch": 0,
+            "batches_in_epoch": 0,
+            "epoch_loss_sum": 0.0,
+            "epoch_loss_count": 0,
+            "best": None,
+            "best_epoch": None,
+            "history": [],
+        }
 
     def _save_state(self, progress: dict[str, Any]) -> None:
-        self.accelerator.save_state(self.checkpoint_dir)
-        if self.accelerator.is_main_process:
-            _atomic_write_text(self.checkpoint_dir / PROGRESS_FILE, json.dumps(progress, indent=2))
-        self.accelerator.wait_for_everyone()
+        """Write the whole resumable state into a temporary directory, manifest it, then switch it in."""
+        accelerator, step = self.accelerator, progress["step"]
+        self._saving_step = step
+        tmp = temporary_checkpoint_dir(self.checkpoint_dir, step)
+        if accelerator.is_main_process:
+            shutil.rmtree(tmp, ignore_errors=True)
+            tmp.mkdir(parents=True)
+        accelerator.wait_for_everyone()
+        accelerator.save_state(tmp)
+        accelerator.wait_for_everyone()
+        if accelerator.is_main_process:
+            crash_point("after_accelerate_state", step)
+            if self._pending_best is not None:
+                save_file(self._pending_best, tmp / BEST_TRAINABLE_FILE)
+            elif (self.checkpoint_dir / BEST_TRAINABLE_FILE).is_file():
+                _link_or_copy(self.checkpoint_dir / BEST_TRAINABLE_FILE, tmp / BEST_TRAINABLE_FILE)
+            crash_point("after_best", step)
+            (tmp / PROGRESS_FILE).write_text(json.dumps(progress, indent=2))
+            crash_point("before_manifest", step)
+            write_manifest(tmp, step)
+            crash_point("after_manifest", step)
+            commit_checkpoint(tmp, self.checkpoint_dir)
+        self._pending_best = None
+        accelerator.wait_for_everyone()
 
     def _load_progress(self) -> dict[str, Any]:
-        path = self.checkpoint_dir / PROGRESS_FILE
-        if not path.is_file():
+        """Recover from a kill (main process), then resume from the verified checkpoint on every process."""
+        if self.accelerator.is_main_process:
+            recover_output_dir(self.output_dir / "best")
+            (self.output_dir / ".metrics.json.tmp").unlink(missing_ok=True)
+            try:
+                recover_checkpoint(self.checkpoint_dir)
+            except IncompleteCheckpointError:
+                pass  # raised below on every process, so none waits for the others forever
+        self.accelerator.wait_for_everyone()
+        if not self.checkpoint_dir.exists():
             return self._new_progress()
+        manifest = verify_checkpoint(self.checkpoint_dir)
         self.accelerator.load_state(self.checkpoint_dir)
-        return json.loads(path.read_text())
+        progress = read_json(self.checkpoint_dir / PROGRESS_FILE, required=True)
+        if progress.get("step") != manifest["step"]:
+            raise IncompleteCheckpointError(
+                self.checkpoint_dir / PROGRESS_FILE,
+                f"step {progress.get('step')} but the checkpoint manifest is of step {manifest['step']}",
+            )
+        return {**self._new_progress(), **progress}
 
     def _augmentation_generator(self, step: int, micro_step: int) -> torch.Generator:
         """Draws depend on (seed, rank, step) only, so a resumed run repeats the uninterrupted run's batches."""
@@ -197,18 +267,15 @@ class SegmentationTrainer:
         )
 
     def _remember_best(self) -> None:
+        """Keep the best weights in memory; the next `_save_state` writes them with the progress that names them."""
         if self.accelerator.is_main_process:
             state = _trainable_state(self.accelerator.unwrap_model(self.model))
-            partial = self.checkpoint_dir / f".{BEST_TRAINABLE_FILE}.tmp"
-            self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
-            save_file({k: v.contiguous() for k, v in state.items()}, partial)
-            partial.replace(self.checkpoint_dir / BEST_TRAINABLE_FILE)
-        self.accelerator.wait_for_everyone()
+            self._pending_best = {k: v.contiguous() for k, v in state.items()}
 
     def _restore_best(self) -> None:
         path = self.checkpoint_dir / BEST_TRAINABLE_FILE
         if path.is_file():
-            _load_trainable_state(self.accelerator.unwrap_model(self.model), load_file(path))
+            _load_trainable_state(self.accelerator.unwrap_model(self.model), load_safetensors(path))
 
     def save_best(self, metrics: dict[str, float]) -> Path:
         """`save_pretrained` of the (restored) best model into `output_dir/best`, with a filled model card."""
@@ -218,6 +285,7 @@ class SegmentationTrainer:
         if self.accelerator.is_main_process:
             model = self.accelerator.unwrap_model(self.model)
             with atomic_output_dir(target, overwrite=True) as tmp:
+                crash_point("best_model")
                 model.save_pretrained(tmp)
                 self.image_processor.save_pretrained(tmp)
                 is_peft = (tmp / "adapter_config.json").is_file()
@@ -261,14 +329,17 @@ class SegmentationTrainer:
         )
         self.model.train()
         stopped_early = False
-        while progress["step"] < self.total_steps and not stopped_early:
+        # An epoch with batches done is finished (evaluated, saved) even when its last step was the final one.
+        while (progress["step"] < self.total_steps or progress["batches_in_epoch"]) and not stopped_early:
             epoch = progress["epoch"]
             self.train_loader.set_epoch(epoch)
             loader = self.train_loader
             if progress["batches_in_epoch"]:
                 loader = accelerator.skip_first_batches(self.train_loader, progress["batches_in_epoch"])
-            running, count = 0.0, 0
+            running, count = progress["epoch_loss_sum"], progress["epoch_loss_count"]
             for micro_step, batch in enumerate(loader, start=progress["batches_in_epoch"]):
+                if progress["step"] >= self.total_steps:
+                    break
                 pixel_values, labels = batch["pixel_values"], batch["labels"]
                 if self.data_args.augment:
                     generator = self._augmentation_generator(progress["step"], micro_step)
@@ -286,6 +357,7 @@ class SegmentationTrainer:
                     continue
                 progress["step"] += 1
                 progress["batches_in_epoch"] = micro_step + 1
+                progress["epoch_loss_sum"], progress["epoch_loss_count"] = running, count
                 bar.update(1)
                 if progress["step"] % max(args.logging_steps, 1) == 0:
                     bar.set_postfix(loss=f"{running / count:.4f}", lr=f"{self.scheduler.get_last_lr()[0]:.2e}")
@@ -341,4 +413,5 @@ class SegmentationTrainer:
                 self._remember_best()
         progress["history"].append(entry)
         progress["epoch"], progress["batches_in_epoch"] = epoch + 1, 0
+        progress["epoch_loss_sum"], progress["epoch_loss_count"] = 0.0, 0
         self._save_state(progress)

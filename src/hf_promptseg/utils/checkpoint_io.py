@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import pickle
-import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -16,12 +15,18 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file
 
+from hf_promptseg.utils.files import CorruptFileError, _first_line
+
 _WRAPPER_KEYS = ("model", "state_dict", "module")
 _TORCH_SUFFIXES = {".pth", ".pt", ".bin", ".ckpt"}
 
 
-class CheckpointError(ValueError):
+class CheckpointError(CorruptFileError):
     """A checkpoint file that cannot be read as a state dict of tensors."""
+
+    def __init__(self, message: str, path: str | os.PathLike | None = None) -> None:
+        ValueError.__init__(self, message)
+        self.path, self.problem = (Path(path) if path is not None else None), message
 
 
 def _unwrap(obj: object, path: Path) -> dict[str, torch.Tensor]:
@@ -58,6 +63,8 @@ def load_checkpoint_state_dict(path: str | os.PathLike) -> dict[str, torch.Tenso
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint not found: {path}")
+    if path.stat().st_size == 0:
+        raise CheckpointError(f"{path}: empty (0-byte) file; expected a .safetensors or torch checkpoint", path)
     if path.suffix == ".safetensors":
         try:
             return _unwrap(load_file(str(path)), path)
@@ -68,10 +75,15 @@ def load_checkpoint_state_dict(path: str | os.PathLike) -> dict[str, torch.Tenso
     try:
         obj = torch.load(str(path), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
+        text = str(err)
+        detail = " ".join(text.split("WeightsUnpickler error:", 1)[-1].split("Check the documentation")[0].split())
+        if "Unsupported global" not in text and "Unsupported class" not in text:
+            raise CheckpointError(f"{path}: truncated or not a torch checkpoint ({detail})", path) from err
         raise CheckpointError(
             f"{path}: refused to unpickle: the file needs arbitrary code to load (weights_only=True); "
-            f"only plain tensor state dicts are accepted. Details: {str(err).splitlines()[0]}"
+            f"only plain tensor state dicts are accepted. Details: {detail}",
+            path,
         ) from err
-    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError) as err:
-        raise CheckpointError(f"{path}: truncated or not a torch checkpoint ({str(err).splitlines()[0]})") from err
+    except Exception as err:  # RuntimeError, EOFError, BadZipFile, KeyError...: torch's reader on garbage bytes
+        raise CheckpointError(f"{path}: truncated or not a torch checkpoint ({_first_line(err)})", path) from err
     return _unwrap(obj, path)

@@ -163,12 +163,19 @@ def test_adapter_refuses_a_base_of_another_size(tmp_path):
     [
         ({"embedding_layout": "nchw"}, "`embedding_layout` must be one of"),
         ({"init_weights": "xavier"}, "`init_weights` must be one of"),
-        ({"scale_factor": 0}, "`scale_factor` must be a positive integer"),
-        ({"freq_nums": 1.5}, r"`freq_nums` must be in \[0, 1\)"),
+        ({"scale_factor": 0}, "`scale_factor` is 0; expected an integer >= 1"),
+        ({"scale_factor": 2.5}, "`scale_factor` must be an integer >= 1, got float"),
+        ({"scale_factor": True}, "`scale_factor` must be an integer >= 1, got bool"),
+        ({"freq_nums": 1.5}, r"`freq_nums` is 1.5; expected a finite number in \[0, 1\)"),
+        ({"freq_nums": float("nan")}, "`freq_nums` is nan"),
+        ({"freq_nums": "0.25"}, "`freq_nums` must be a number, got str"),
+        ({"modules_to_save": "mask_decoder"}, "`modules_to_save` must be a list of module names"),
+        ({"target_modules": [1]}, "`target_modules` must be a module name"),
+        ({"encoder_depth": 0}, "`encoder_depth` is 0"),
     ],
 )
 def test_bad_configs(kwargs, match):
-    with pytest.raises(ValueError, match=match):
+    with pytest.raises((ValueError, TypeError), match=match):
         SamAdapterConfig(**kwargs)
 
 

@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file
 
 from hf_promptseg.models.dinov.configuration_dinov import SWIN_PRESETS, DinovConfig, swin_backbone_config
+from hf_promptseg.utils.files import CorruptFileError, load_safetensors
 
 DROPPED = (
     r".*relative_position_index$",
@@ -107,14 +107,16 @@ def read_reference_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} does not exist")
+    if path.stat().st_size == 0:
+        raise CorruptFileError(path, "empty (0-byte) file; expected a DINOv .pth or .safetensors checkpoint")
     if path.suffix == ".safetensors":
-        state = load_file(path)
+        state = load_safetensors(path)
     else:
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as error:  # weights_only refuses anything but tensors and plain containers
-            raise ValueError(
-                f"{path} is not a plain tensor checkpoint (refused by weights_only loading): {error}"
+            raise CorruptFileError(
+                path, f"not a plain tensor checkpoint (truncated, or refused by weights_only loading): {error}"
             ) from error
         if isinstance(state, dict) and isinstance(state.get("model"), dict):
             state = state["model"]
@@ -151,12 +153,21 @@ def _reference_settings(path: str | Path | None) -> dict[str, Any]:
     if path is None:
         return {}
     text = Path(path).read_text()
-    if str(path).endswith((".yaml", ".yml")):
-        import yaml
+    try:
+        if str(path).endswith((".yaml", ".yml")):
+            import yaml
 
-        data = yaml.safe_load(text)
-    else:
-        data = json.loads(text)
+            data = yaml.safe_load(text)
+        else:
+            data = json.loads(text)
+    except ValueError as err:  # json.JSONDecodeError; yaml.YAMLError is handled below
+        raise CorruptFileError(path, f"invalid JSON ({err})") from err
+    except Exception as err:
+        if type(err).__module__.startswith("yaml"):
+            raise CorruptFileError(path, f"invalid YAML ({str(err).splitlines()[0]})") from err
+        raise
+    if not isinstance(data, dict):
+        raise CorruptFileError(path, f"expected a mapping of settings, got {type(data).__name__}")
     model = data.get("MODEL", data.get("effective", data))
     return {
         "swin": model.get("BACKBONE", {}).get("SWIN", model.get("SWIN", {})),

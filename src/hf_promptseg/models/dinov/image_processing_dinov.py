@@ -6,6 +6,7 @@ DINOv pads (bottom/right, value 0 after normalisation) where Mask2Former's proce
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -17,27 +18,32 @@ from transformers.image_transforms import center_to_corners_format
 
 from hf_promptseg.utils.boxes import nms
 from hf_promptseg.utils.masks import unpad_mask_logits
+from hf_promptseg.utils.validation import check_threshold, image_to_uint8, where
 
 # The reference normalises 0..255 values with these (ImageNet statistics × 255); kept in that unit for exact parity.
 DINOV_MEAN = (123.675, 116.28, 103.53)
 DINOV_STD = (58.395, 57.12, 57.375)
 
 
-def _as_uint8_hwc(image: Any, argument: str) -> np.ndarray:
+def _as_uint8_hwc(image: Any, argument: str, index: int | None = None) -> np.ndarray:
+    """RGB uint8 (H, W, 3); float images must hold [0, 1] (as in the SAM family: `utils.validation.image_to_uint8`)."""
+    name = where(argument, index)
     if isinstance(image, Image.Image):
         return np.asarray(image.convert("RGB"))
     if isinstance(image, torch.Tensor):
         image = image.detach().cpu().numpy()
     if not isinstance(image, np.ndarray):
-        raise TypeError(f"`{argument}` must hold PIL images, numpy arrays or tensors, got {type(image).__name__}")
+        raise TypeError(f"{name} must be a PIL image, numpy array or tensor, got {type(image).__name__}")
     if image.ndim == 3 and image.shape[0] == 3 and image.shape[-1] != 3:
         image = image.transpose(1, 2, 0)
     if image.ndim != 3 or image.shape[-1] != 3:
-        raise ValueError(f"`{argument}` images must be RGB (H, W, 3) or (3, H, W), got shape {tuple(image.shape)}")
+        raise ValueError(f"{name} must be an RGB image (H, W, 3) or (3, H, W), got shape {tuple(image.shape)}")
+    if min(image.shape[:2]) == 0:
+        raise ValueError(f"{name} has an empty spatial dimension: shape {tuple(image.shape)}")
     if image.dtype != np.uint8:
         if not np.issubdtype(image.dtype, np.floating):
-            raise TypeError(f"`{argument}` images must be uint8 (0..255) or float (0..1), got {image.dtype}")
-        image = (np.clip(image, 0, 1) * 255).round().astype(np.uint8)
+            raise TypeError(f"{name} has dtype {image.dtype}; expected uint8 (0..255) or float (values in [0, 1])")
+        image = image_to_uint8(image, argument, index)
     return image
 
 
@@ -104,7 +110,9 @@ class DinovImageProcessor(BaseImageProcessor):
         images = list(images) if isinstance(images, (list, tuple)) else [images]
         if not images:
             raise ValueError("`images` is empty")
-        arrays = [_as_uint8_hwc(image, "images") for image in images]
+        arrays = [
+            _as_uint8_hwc(image, "images", index if len(images) > 1 else None) for index, image in enumerate(images)
+        ]
         originals = [a.shape[:2] for a in arrays]
         sizes = [self.output_size(*shape) for shape in originals]
         resized = [
@@ -171,6 +179,10 @@ class DinovImageProcessor(BaseImageProcessor):
         Returns per image: `masks` (N, H, W) logits (> 0 = object), `scores` (N,), `indices` (N,) chosen proposals,
         and `masks_before_resize` (N, h, w).
         """
+        # The predicted IoU is an unbounded regression output: any finite floor is meaningful (-1 keeps ~all).
+        check_threshold(iou_threshold, "iou_threshold", -math.inf, math.inf)
+        check_threshold(nms_threshold, "nms_threshold", 0.0, 1.0)
+        check_threshold(min_mask_area, "min_mask_area", 0.0, None)
         results = []
         for index in range(outputs.pred_masks.shape[0]):
             masks = outputs.pred_masks[index]
@@ -223,6 +235,7 @@ class DinovImageProcessor(BaseImageProcessor):
         The reference's instance inference: the `top_k` (query, category) pairs by sigmoid class score, each scored
         class score × mean mask probability inside its mask; kept above `threshold`.
         """
+        check_threshold(threshold, "threshold", 0.0, 1.0)
         results = []
         for index in range(outputs.logits.shape[0]):
             logits = outputs.logits[index].sigmoid()
@@ -256,6 +269,8 @@ class DinovImageProcessor(BaseImageProcessor):
         """Per image: `segmentation` (H, W) segment ids (-1 = none) and `segments_info` (`id`, `label_id`, `score`,
         `was_fused`), MaskDINO-style: queries above `object_mask_threshold`, masks weighted by score, argmax, a segment
         kept when at least `overlap_threshold` of its mask survives; `stuff_categories` are merged per category."""
+        check_threshold(object_mask_threshold, "object_mask_threshold", 0.0, 1.0)
+        check_threshold(overlap_threshold, "overlap_threshold", 0.0, 1.0)
         stuff_categories = stuff_categories or set()
         results = []
         for index in range(outputs.logits.shape[0]):

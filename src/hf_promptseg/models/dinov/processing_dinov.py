@@ -16,31 +16,68 @@ from PIL import Image, ImageDraw
 from transformers import ProcessorMixin
 from transformers.image_processing_utils import BatchFeature
 
+from hf_promptseg.utils.validation import as_array, check_finite, check_last_dim, check_rank, where
+
 PROMPT_KINDS = ("masks", "boxes", "points", "scribbles")
 
 
+def validate_prompts(prompts: Any, height: int, width: int, image_index: int | None = None) -> None:
+    """Kinds, shapes and finiteness of one image's prompt dict; errors name `prompts`[image][kind][prompt]."""
+    name = where("prompts", image_index)
+    if not isinstance(prompts, dict) or not prompts:
+        raise TypeError(f"{name} must be a non-empty dict with keys among {PROMPT_KINDS}, got {prompts!r:.80}")
+    unknown = set(prompts) - set(PROMPT_KINDS)
+    if unknown:
+        raise ValueError(f"{name}: unknown prompt kind(s) {sorted(unknown)}; expected keys among {PROMPT_KINDS}")
+    argument = f"prompts{'' if image_index is None else f'[{image_index}]'}"
+    if prompts.get("masks") is not None:
+        masks = as_array(prompts["masks"], f"{argument}['masks']")
+        if masks.ndim not in (2, 3) or masks.shape[-2:] != (height, width):
+            raise ValueError(
+                f"`{argument}['masks']` must have shape (N, {height}, {width}) to match its image, got {masks.shape}"
+            )
+        check_finite(masks, f"{argument}['masks']")
+    for kind, size, layout in (("boxes", 4, "[x0, y0, x1, y1]"), ("points", 2, "[x, y]")):
+        for index, item in enumerate(prompts.get(kind) or []):
+            array = as_array(item, f"{argument}['{kind}']", index)
+            check_rank(array, f"{argument}['{kind}']", (1,), layout, index)
+            check_last_dim(array, f"{argument}['{kind}']", size, layout, index)
+            check_finite(array, f"{argument}['{kind}']", index)
+            if kind == "boxes" and (array[2] < array[0] or array[3] < array[1]):
+                raise ValueError(
+                    f"`{argument}['boxes']`[{index}] is {array.tolist()}; expected [x0, y0, x1, y1] with x1 >= x0 "
+                    "and y1 >= y0"
+                )
+    for index, strokes in enumerate(prompts.get("scribbles") or []):
+        label = f"{argument}['scribbles']"
+        strokes = [strokes] if strokes is not None and len(strokes) and np.ndim(strokes[0]) == 1 else strokes
+        if not strokes:
+            raise ValueError(f"`{label}`[{index}] is empty; expected a list of strokes, each a list of [x, y]")
+        for stroke in strokes:
+            array = as_array(stroke, label, index)
+            check_rank(array, label, (2,), "strokes of [x, y] points", index)
+            check_last_dim(array, label, 2, "strokes of [x, y] points", index)
+            check_finite(array, label, index)
+
+
 def rasterize_prompts(
-    prompts: dict[str, Any], height: int, width: int, point_radius: float = 5.0, scribble_width: float = 5.0
+    prompts: dict[str, Any],
+    height: int,
+    width: int,
+    point_radius: float = 5.0,
+    scribble_width: float = 5.0,
+    image_index: int | None = None,
 ) -> np.ndarray:
     """(N, height, width) bool masks for one image's prompts: `{"masks" | "boxes" | "points" | "scribbles": [...]}`.
 
-    Several kinds may be combined; prompts are ordered masks, boxes, points, scribbles.
+    Several kinds may be combined; prompts are ordered masks, boxes, points, scribbles. Checked first by
+    `validate_prompts` (NaN / inf coordinates, wrong shapes and empty prompts are refused).
     """
-    if not isinstance(prompts, dict) or not prompts:
-        raise TypeError(f"prompts must be a non-empty dict with keys among {PROMPT_KINDS}, got {prompts!r}")
-    unknown = set(prompts) - set(PROMPT_KINDS)
-    if unknown:
-        raise ValueError(f"unknown prompt kind(s) {sorted(unknown)}; expected keys among {PROMPT_KINDS}")
+    validate_prompts(prompts, height, width, image_index)
     layers: list[np.ndarray] = []
     if prompts.get("masks") is not None:
         masks = np.asarray(prompts["masks"])
-        if masks.ndim == 2:
-            masks = masks[None]
-        if masks.ndim != 3 or masks.shape[1:] != (height, width):
-            raise ValueError(
-                f"prompt `masks` must have shape (N, {height}, {width}) to match their image, got {masks.shape}"
-            )
-        layers.extend(masks > 0)
+        layers.extend((masks[None] if masks.ndim == 2 else masks) > 0)
 
     def draw(paint) -> np.ndarray:
         canvas = Image.new("L", (width, height), 0)
@@ -48,19 +85,13 @@ def rasterize_prompts(
         return np.asarray(canvas) > 0
 
     for box in prompts.get("boxes") or []:
-        if len(box) != 4 or box[2] < box[0] or box[3] < box[1]:
-            raise ValueError(f"prompt boxes must be [x0, y0, x1, y1] with x1 >= x0 and y1 >= y0, got {list(box)}")
         layers.append(draw(lambda d, b=box: d.rectangle([float(v) for v in b], fill=255)))
     for point in prompts.get("points") or []:
-        if len(point) != 2:
-            raise ValueError(f"prompt points must be [x, y], got {list(point)}")
         x, y = (float(v) for v in point)
         disk = [x - point_radius, y - point_radius, x + point_radius, y + point_radius]
         layers.append(draw(lambda d, disk=disk: d.ellipse(disk, fill=255)))
     for strokes in prompts.get("scribbles") or []:
-        strokes = [strokes] if strokes and np.ndim(strokes[0]) == 1 else strokes
-        if not strokes or any(np.ndim(stroke) != 2 or np.shape(stroke)[-1] != 2 for stroke in strokes):
-            raise ValueError("a scribble is a list of strokes, each a list of [x, y] points")
+        strokes = [strokes] if np.ndim(strokes[0]) == 1 else strokes
 
         def paint(d, strokes=strokes):
             for stroke in strokes:
@@ -74,7 +105,10 @@ def rasterize_prompts(
         layers.append(draw(paint))
     for index, layer in enumerate(layers):
         if not layer.any():
-            raise ValueError(f"prompt {index} covers no pixel of the {width}x{height} image (outside or empty)")
+            raise ValueError(
+                f"{where('prompts', image_index)}: prompt {index} covers no pixel of the {width}x{height} image "
+                "(outside or empty)"
+            )
     return np.stack(layers)
 
 
@@ -109,22 +143,28 @@ class DinovProcessor(ProcessorMixin):
         reference image) or, without references, on the target images themselves."""
         if prompts is None:
             raise ValueError(f"`prompts` is required: a dict with keys among {PROMPT_KINDS} per prompted image")
-        target = self.image_processor(images, return_tensors="pt")
-        prompted = target if reference_images is None else None
+        from hf_promptseg.models.dinov.image_processing_dinov import _as_uint8_hwc
+
         prompted_images = images if reference_images is None else reference_images
+        argument = "images" if reference_images is None else "reference_images"
         image_list = list(prompted_images) if isinstance(prompted_images, (list, tuple)) else [prompted_images]
-        prompt_list = prompts if isinstance(prompts, (list, tuple)) else [prompts]
+        prompt_list = list(prompts) if isinstance(prompts, (list, tuple)) else [prompts]
         if len(prompt_list) != len(image_list):
             raise ValueError(
-                f"give one prompt dict per prompted image: {len(prompt_list)} for {len(image_list)} images"
+                f"`prompts` holds {len(prompt_list)} prompt dict(s) for {len(image_list)} `{argument}`; give one "
+                "prompt dict per prompted image"
             )
-        sizes = [
-            np.asarray(image).shape[:2] if not isinstance(image, Image.Image) else image.size[::-1]
-            for image in image_list
+        image_list = [
+            _as_uint8_hwc(image, argument, index if len(image_list) > 1 else None)
+            for index, image in enumerate(image_list)
         ]
+        sizes = [image.shape[:2] for image in image_list]
+        target = self.image_processor(images, return_tensors="pt")
+        prompted = target if reference_images is None else None
+        many = len(prompt_list) > 1
         masks = [
-            rasterize_prompts(p, int(h), int(w), self.point_radius, self.scribble_width)
-            for p, (h, w) in zip(prompt_list, sizes)
+            rasterize_prompts(p, int(h), int(w), self.point_radius, self.scribble_width, index if many else None)
+            for index, (p, (h, w)) in enumerate(zip(prompt_list, sizes))
         ]
         encoded = self.image_processor(image_list, prompt_masks=masks, return_tensors="pt")
         data = dict(target)
@@ -155,4 +195,4 @@ def register_dinov_processor() -> None:
     AutoProcessor.register(DinovConfig, DinovProcessor, exist_ok=True)
 
 
-__all__ = ["DinovProcessor", "PROMPT_KINDS", "rasterize_prompts"]
+__all__ = ["DinovProcessor", "PROMPT_KINDS", "rasterize_prompts", "validate_prompts"]

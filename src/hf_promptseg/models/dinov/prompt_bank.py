@@ -21,11 +21,37 @@ from typing import Any
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
+
+from hf_promptseg.utils.files import CorruptFileError, atomic_output_dir, load_safetensors, read_json
 
 BANK_WEIGHTS = "prompt_bank.safetensors"
 BANK_CONFIG = "prompt_bank_config.json"
 FORMAT_VERSION = 1
+
+
+def _keep_other_files(directory: Path, tmp: Path) -> None:
+    """Hard-link (or copy) what else lives in `directory` into the replacement being written."""
+    import shutil
+
+    if not directory.is_dir():
+        return
+    for item in directory.iterdir():
+        if item.name in (BANK_WEIGHTS, BANK_CONFIG):
+            continue
+        if item.is_dir():
+            shutil.copytree(item, tmp / item.name, copy_function=_link_or_copy)
+        else:
+            _link_or_copy(item, tmp / item.name)
+
+
+def _link_or_copy(source: str | os.PathLike, destination: str | os.PathLike) -> None:
+    import shutil
+
+    try:
+        os.link(source, destination)
+    except OSError:
+        shutil.copy2(source, destination)
 
 
 def _reference_label_order(labels: list) -> list:
@@ -146,8 +172,18 @@ class DinovPromptBank:
         return model.model.prompt_queries(means[None])[0]
 
     def save_pretrained(self, save_directory: str | os.PathLike) -> None:
-        directory = Path(save_directory)
-        directory.mkdir(parents=True, exist_ok=True)
+        """Write the bank; the directory is switched in whole (other files in it are kept), so a kill mid-save
+        never leaves new weights beside an old config."""
+        directory = Path(save_directory).resolve()
+        if Path.cwd().resolve().is_relative_to(directory):  # the working directory cannot be swapped out
+            directory.mkdir(parents=True, exist_ok=True)
+            self._write(directory)
+            return
+        with atomic_output_dir(directory, overwrite=True) as tmp:
+            _keep_other_files(directory, tmp)
+            self._write(tmp)
+
+    def _write(self, directory: Path) -> None:
         tensors = {f"tokens.{i}": t.contiguous() for i, t in enumerate(self.tokens.values())}
         save_file(tensors, directory / BANK_WEIGHTS, metadata={"format": "pt"})
         config = {
@@ -172,11 +208,22 @@ class DinovPromptBank:
             weights_path = Path(hf_hub_download(str(path_or_repo_id), BANK_WEIGHTS, revision=revision, **hub_kwargs))
         if not config_path.is_file() or not weights_path.is_file():
             raise FileNotFoundError(f"{path_or_repo_id} has no {BANK_CONFIG} / {BANK_WEIGHTS}")
-        config = json.loads(config_path.read_text())
+        config = read_json(config_path, required=True)
         if config.get("format_version") != FORMAT_VERSION:
-            raise ValueError(f"unsupported prompt bank format {config.get('format_version')!r}")
-        tensors = load_file(weights_path)
-        tokens = {name: tensors[f"tokens.{i}"] for i, name in enumerate(config["categories"])}
+            raise CorruptFileError(
+                config_path,
+                f"unsupported prompt bank format {config.get('format_version')!r}; expected {FORMAT_VERSION}",
+            )
+        categories = config.get("categories")
+        if not isinstance(categories, list) or not all(isinstance(name, str) for name in categories):
+            raise CorruptFileError(config_path, "`categories` must be a list of category names")
+        tensors = load_safetensors(weights_path)
+        missing = [f"tokens.{i}" for i in range(len(categories)) if f"tokens.{i}" not in tensors]
+        if missing:
+            raise CorruptFileError(
+                weights_path, f"lacks {missing[:3]} for the {len(categories)} categories of the config"
+            )
+        tokens = {name: tensors[f"tokens.{i}"] for i, name in enumerate(categories)}
         return cls(tokens, model_name_or_path=config.get("model_name_or_path"))
 
     def push_to_hub(self, repo_id: str, **kwargs: Any) -> str:

@@ -19,6 +19,7 @@ from transformers.models.sam.image_processing_pil_sam import SamImageProcessorPi
 from hf_promptseg.utils.boxes import nms
 from hf_promptseg.utils.deprecation import moved_names
 from hf_promptseg.utils.run_length import decode_run_lengths, run_lengths_as_lists
+from hf_promptseg.utils.validation import image_to_uint8
 
 try:
     from PIL import Image
@@ -43,7 +44,8 @@ def validate_images(images: Any, argument: str = "images") -> None:
     """Raise a clear `TypeError`/`ValueError` for images the SAM processor cannot take.
 
     Accepted: PIL images, and numpy arrays / torch tensors that are 2-D (grayscale) or 3-D with 1 or 3 channels
-    (channels first or last), of dtype uint8 (0..255) or floating point (0..1, rescaled like transformers does).
+    (channels first or last), of dtype uint8 (0..255) or floating point with values in [0, 1] (converted to uint8,
+    see `hf_promptseg.utils.validation.image_to_uint8`; float values outside [0, 1], NaN or inf are refused).
     """
     image_list = _as_image_list(images)
     if not image_list:
@@ -72,6 +74,16 @@ def validate_images(images: Any, argument: str = "images") -> None:
             )
         if min(array.shape[:2]) == 0 or min(array.shape[-2:]) == 0:
             raise ValueError(f"{where} has an empty spatial dimension: shape {tuple(array.shape)}")
+        image_to_uint8(array, argument, index if len(image_list) > 1 else None)
+
+
+def _floats_to_uint8(images: Any) -> Any:
+    """Float images in [0, 1] as uint8, so transformers' rescale (x / 255) is applied exactly once."""
+    if isinstance(images, (list, tuple)):
+        return [_floats_to_uint8(image) for image in images]
+    if isinstance(images, (np.ndarray, torch.Tensor)) and images.ndim == 4:
+        return [image_to_uint8(image, "images") for image in images]
+    return image_to_uint8(images, "images")
 
 
 def _grayscale_arrays_to_rgb(images: Any) -> Any:
@@ -121,7 +133,7 @@ class HfPromptsegSamImageProcessor(SamImageProcessorPil):
         """`resize_mode="longest_edge"`: SAM's resize + pad. `"square"`: SAM-Adapter's reference preprocessing,
         a plain bilinear resize to the padded size (aspect ratio not kept), then rescale and normalise."""
         validate_images(images)
-        images = _grayscale_arrays_to_rgb(images)
+        images = _grayscale_arrays_to_rgb(_floats_to_uint8(images))
         if self.resize_mode == "longest_edge":
             return super().preprocess(images, segmentation_maps, **kwargs)
         if segmentation_maps is not None:

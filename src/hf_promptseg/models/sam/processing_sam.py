@@ -7,6 +7,101 @@ from typing import Any
 import numpy as np
 from transformers import SamProcessor
 
+from hf_promptseg.utils.validation import as_array, check_finite, check_last_dim, check_rank, to_numpy, where
+
+VALID_LABELS = (1, 0, -1)  # positive, negative, "not a point"; plus the pad value (default -10)
+
+
+def _per_image(prompts: Any, argument: str) -> list | None:
+    """The prompts of each image (a list), with tensors / arrays split along their first axis."""
+    if prompts is None:
+        return None
+    prompts = to_numpy(prompts)
+    if isinstance(prompts, np.ndarray):
+        if prompts.ndim == 0:
+            raise ValueError(f"`{argument}` is a scalar; expected one list of prompts per image")
+        return list(prompts)
+    if not isinstance(prompts, (list, tuple)):
+        raise TypeError(
+            f"`{argument}` must be a list (one entry per image), array or tensor, got {type(prompts).__name__}"
+        )
+    if not prompts:
+        raise ValueError(f"`{argument}` is empty; expected one list of prompts per image")
+    return list(prompts)
+
+
+def validate_sam_prompts(
+    input_points: Any = None,
+    input_labels: Any = None,
+    input_boxes: Any = None,
+    point_pad_value: float | None = -10,
+) -> None:
+    """Structure, rank, finiteness and label values of SAM prompts, per image, before anything is computed.
+
+    Points per image: `(P, 2)` or `(O, P, 2)` `[x, y]`; labels: the same shape without the last axis, values in
+    {1, 0, -1} or `point_pad_value`; boxes per image: `(B, 4)` `[x1, y1, x2, y2]`.
+    """
+    pad = -10 if point_pad_value is None else point_pad_value
+    points, labels, boxes = (
+        _per_image(input_points, "input_points"),
+        _per_image(input_labels, "input_labels"),
+        _per_image(input_boxes, "input_boxes"),
+    )
+    if labels is not None and points is None:
+        raise ValueError("`input_labels` was given without `input_points`")
+    if points is not None and labels is not None and len(points) != len(labels):
+        raise ValueError(
+            f"`input_points` holds prompts for {len(points)} image(s) but `input_labels` for {len(labels)}"
+        )
+    for index, image_points in enumerate(points or []):
+        array = as_array(image_points, "input_points", index)
+        check_rank(array, "input_points", (2, 3), "(points, 2) or (objects, points, 2) `[x, y]`", index)
+        check_last_dim(array, "input_points", 2, "(..., 2) `[x, y]` coordinates", index)
+        check_finite(array, "input_points", index)
+        if labels is None:
+            continue
+        label_array = as_array(labels[index], "input_labels", index)
+        check_finite(label_array, "input_labels", index)
+        if label_array.shape != array.shape[:-1]:
+            raise ValueError(
+                f"`input_points`[{index}] and `input_labels`[{index}] do not match: {array.shape[:-1]} points vs "
+                f"{label_array.shape} labels"
+            )
+        invalid = ~np.isin(label_array, (*VALID_LABELS, pad))
+        if invalid.any():
+            raise ValueError(
+                f"{where('input_labels', index)} holds label {label_array[invalid][0]:g}; expected 1 (positive), "
+                f"0 (negative), -1 (ignored) or the pad value {pad:g}"
+            )
+    for index, image_boxes in enumerate(boxes or []):
+        array = as_array(image_boxes, "input_boxes", index)
+        check_rank(array, "input_boxes", (2,), "(boxes, 4) `[x1, y1, x2, y2]`", index)
+        check_last_dim(array, "input_boxes", 4, "(..., 4) `[x1, y1, x2, y2]`", index)
+        check_finite(array, "input_boxes", index)
+
+
+def validate_mask_prompts(input_masks: Any, num_images: int, size: tuple[int, int]) -> np.ndarray:
+    """Low-resolution mask prompts (SAM's `input_masks`) as a float32 `(images, 1, *size)` array.
+
+    Accepted per image: `(H, W)` or `(1, H, W)` logits at `size` (4x the image embedding: 256x256 for 1024 input).
+    """
+    masks = _per_image(input_masks, "input_masks")
+    if len(masks) != num_images:
+        raise ValueError(f"`input_masks` holds {len(masks)} mask(s) for {num_images} image(s); expected one per image")
+    out = []
+    for index, mask in enumerate(masks):
+        array = as_array(mask, "input_masks", index)
+        if array.ndim == 3 and array.shape[0] == 1:
+            array = array[0]
+        if array.shape != tuple(size):
+            raise ValueError(
+                f"{where('input_masks', index)} has shape {tuple(np.shape(mask))}; expected {tuple(size)} or "
+                f"(1, {size[0]}, {size[1]}) (low-resolution logits, e.g. a previous `pred_masks`)"
+            )
+        check_finite(array, "input_masks", index)
+        out.append(array[None].astype(np.float32))
+    return np.stack(out)
+
 
 def _validate_image_prompts(
     image_index: int,
@@ -73,6 +168,39 @@ class HfPromptsegSamProcessor(SamProcessor):
         >>> tuple(inputs["input_points"].shape)
         (1, 1, 1, 2)
     """
+
+    def __call__(
+        self,
+        images: Any = None,
+        text: Any = None,
+        segmentation_maps: Any = None,
+        input_points: Any = None,
+        input_labels: Any = None,
+        input_boxes: Any = None,
+        input_masks: Any = None,
+        **kwargs: Any,
+    ):
+        """`SamProcessor.__call__`, with prompts checked first and `input_masks` (mask prompts) accepted."""
+        validate_sam_prompts(input_points, input_labels, input_boxes, kwargs.get("point_pad_value", -10))
+        encoded = super().__call__(
+            images,
+            text,
+            segmentation_maps=segmentation_maps,
+            input_points=input_points,
+            input_labels=input_labels,
+            input_boxes=input_boxes,
+            **kwargs,
+        )
+        if input_masks is not None:
+            pad = self.image_processor.pad_size
+            size = (pad["height"] // 4, pad["width"] // 4)
+            masks = validate_mask_prompts(input_masks, len(encoded["original_sizes"]), size)
+            encoded["input_masks"] = masks
+            if kwargs.get("return_tensors") == "pt":
+                import torch
+
+                encoded["input_masks"] = torch.from_numpy(masks)
+        return encoded
 
     def _check_and_preprocess_points(self, input_points=None, input_labels=None, input_boxes=None):
         try:

@@ -39,8 +39,10 @@ from transformers.utils import ModelOutput
 from hf_promptseg.data.scenes import Scene
 from hf_promptseg.models.sam.encoder_backends import image_encoder
 from hf_promptseg.models.sam.fast_mask_decoder import FastSamMaskDecoder
+from hf_promptseg.models.sam.image_processing_sam import validate_images
 from hf_promptseg.utils.masks import mask_iou
 from hf_promptseg.utils.prompt_geometry import bounding_box, interior_point
+from hf_promptseg.utils.validation import to_pil_image
 
 
 @dataclass
@@ -58,17 +60,12 @@ class PromptedMasks(ModelOutput):
 
 
 def _as_rgb_array(image, argument: str = "image") -> np.ndarray:
-    if isinstance(image, Image.Image):
-        image = np.asarray(image.convert("RGB"))
-    if not isinstance(image, np.ndarray):
-        raise TypeError(f"`{argument}` must be a PIL image or an (H, W, 3) uint8 array, got {type(image).__name__}")
-    if image.ndim == 2:
-        image = np.repeat(image[..., None], 3, axis=-1)
-    if image.ndim != 3 or image.shape[-1] not in (3, 4) or image.dtype != np.uint8 or 0 in image.shape:
-        raise ValueError(
-            f"`{argument}` must be an (H, W, 3) uint8 array, got shape {image.shape} and dtype {image.dtype}"
-        )
-    return np.ascontiguousarray(image[..., :3])
+    """The image as (H, W, 3) uint8, validated and converted like the processor's input (float [0, 1] allowed)."""
+    validate_images(image, argument=argument)
+    picture = to_pil_image(image, argument=argument)
+    if not isinstance(picture, Image.Image):
+        raise TypeError(f"`{argument}` must be a PIL image, numpy array or torch tensor, got {type(image).__name__}")
+    return np.asarray(picture.convert("RGB"))
 
 
 class PromptedSegmenter:
@@ -124,17 +121,17 @@ class PromptedSegmenter:
         """
         if (points is None) == (boxes is None):
             raise ValueError("pass exactly one of `points` (list of (x, y)) or `boxes` (list of (x0, y0, x1, y1))")
+        validate_images(image, argument="image")
+        picture = to_pil_image(image, argument="image")
         if points is not None:
             inputs = self.processor(
-                Image.fromarray(image),
+                picture,
                 input_points=[[[list(p)] for p in points]],
                 input_labels=[[[1] for _ in points]],
                 return_tensors="pt",
             )
         else:
-            inputs = self.processor(
-                Image.fromarray(image), input_boxes=[[list(b) for b in boxes]], return_tensors="pt"
-            )
+            inputs = self.processor(picture, input_boxes=[[list(b) for b in boxes]], return_tensors="pt")
         inputs = {k: v.to(self.device) if torch.is_tensor(v) else v for k, v in inputs.items()}
         inputs = {k: v.float() if torch.is_tensor(v) and v.is_floating_point() else v for k, v in inputs.items()}
         outputs = self.model(**inputs, multimask_output=points is not None)

@@ -7,9 +7,15 @@ from dataclasses import dataclass, field
 
 from peft.config import PeftConfig
 
+from hf_promptseg.utils.validation import check_positive_int, check_threshold
+
 EMBEDDING_LAYOUTS = ("reference", "bhwc")
 INIT_WEIGHTS = ("reference", "zero_up")
 ENCODER_TYPES = ("sam_vit", "sam2_hiera")
+
+
+def _strings(value: object) -> bool:
+    return isinstance(value, (list, tuple, set)) and all(isinstance(item, str) for item in value)
 
 
 class SamPeftType(str, enum.Enum):
@@ -82,9 +88,17 @@ class SamAdapterConfig(PeftConfig):
             raise ValueError(f"`embedding_layout` must be one of {EMBEDDING_LAYOUTS}, got {self.embedding_layout!r}")
         if self.init_weights not in INIT_WEIGHTS:
             raise ValueError(f"`init_weights` must be one of {INIT_WEIGHTS}, got {self.init_weights!r}")
-        if not isinstance(self.scale_factor, int) or self.scale_factor < 1:
-            raise ValueError(f"`scale_factor` must be a positive integer, got {self.scale_factor!r}")
-        if not 0.0 <= self.freq_nums < 1.0:
-            raise ValueError(f"`freq_nums` must be in [0, 1), got {self.freq_nums!r}")
+        check_positive_int(self.scale_factor, "scale_factor")
+        check_threshold(self.freq_nums, "freq_nums", 0.0, 1.0, high_inclusive=False)
+        for name in ("target_modules", "exclude_modules"):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, str) and not _strings(value):
+                raise TypeError(f"`{name}` must be a module name, a list of names or None, got {value!r}")
+        if self.modules_to_save is not None and (
+            isinstance(self.modules_to_save, str) or not _strings(self.modules_to_save)
+        ):
+            raise TypeError(f"`modules_to_save` must be a list of module names or None, got {self.modules_to_save!r}")
+        for name in ("encoder_hidden_size", "encoder_depth"):
+            check_positive_int(getattr(self, name), name, allow_none=True)
         if self.encoder_type is not None and self.encoder_type not in ENCODER_TYPES:
             raise ValueError(f"`encoder_type` must be one of {ENCODER_TYPES} or None, got {self.encoder_type!r}")
