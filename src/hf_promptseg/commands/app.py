@@ -26,6 +26,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--max-pixels", type=int, default=None, help="largest accepted image, in pixels")
     parser.add_argument("--max-file-size", default="25mb", help="largest accepted upload (e.g. 25mb)")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch CPU threads (default: torch's; 1 is far faster on a machine busy with other jobs)")  # fmt: skip
     parser.add_argument("--encoder-backend", default="default", choices=ENCODER_BACKENDS,
                         help="how the SAM image encoder runs (see docs/app.md for measurements)")  # fmt: skip
     parser.set_defaults(func=_run)
@@ -38,6 +40,13 @@ def _run(args: argparse.Namespace) -> int:
         raise SystemExit('`hf-promptseg app` needs Gradio: pip install "hf-promptseg[app]"') from None
     from hf_promptseg.app.blocks import AppModels, build_app, launch_app
     from hf_promptseg.app.uploads import MAX_PIXELS
+
+    if args.threads is not None:
+        if args.threads < 1:
+            raise SystemExit(f"--threads must be positive, got {args.threads}")
+        import torch
+
+        torch.set_num_threads(args.threads)
 
     models = AppModels.load(args.sam, args.adapter, args.dinov, device=args.device,
                             max_pixels=args.max_pixels or MAX_PIXELS, encoder_backend=args.encoder_backend)  # fmt: skip
