@@ -273,3 +273,19 @@ def test_in_context_tab_flow(served, browser, tmp_path):
     else:
         assert shown.mean() < 0.01
     print(f"screenshots in {tmp_path}: reference prompt IoU {prompt_iou:.3f}; {status}")
+
+
+def test_everything_tab_generates_then_filters(served, browser, tmp_path):
+    app, _ = served
+    scene = make_scene(SCENE_SEED, 256, 256)
+    Image.fromarray(scene.image).save(tmp_path / "scene.png")
+    browser.get(app.local_url)
+    _find(browser, "//button[@role='tab'][contains(., 'Everything')]", by="xpath").click()
+    _upload(browser, "#everything-upload", tmp_path / "scene.png")
+    time.sleep(1.0)
+    _find(browser, "#everything-generate").click()
+    status = _wait_for_text(browser, "#everything-status", "candidates (decoded once", timeout=180)
+    assert "of 768 candidates" in status, status  # 16×16 points × 3
+    _screenshot(browser, "#everything-view", (256, 256), tmp_path / "everything.png")
+    browser.save_screenshot(str(tmp_path / "page_everything.png"))
+    print(f"screenshots in {tmp_path}: {status}")

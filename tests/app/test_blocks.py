@@ -86,12 +86,12 @@ def test_everything_sliders_reuse_the_cached_embedding_and_candidates(handlers, 
     monkeypatch.setattr(everything, "compute_candidates", lambda *a, **k: decoded.append(1) or original(*a, **k))
     handlers.models.sam.set_image(scene.image)
     calls = handlers.models.sam.encoder_calls
-    cache, view, status = handlers.everything_generate(path, None, 8, 0.6, 0.85, 0.7)
-    assert decoded == [1] and "masks of 192 candidates" in status  # 8×8 points × 3 candidates
+    cache, view, status = handlers.everything_generate(path, None, 16, 0.6, 0.85, 0.7)
+    assert decoded == [1] and "masks of 768 candidates" in status  # 16×16 points × 3 candidates (the default grid)
     many = int(status.split()[0])
     view2, status2 = handlers.everything_filter(cache, 0.0, 0.0, 0.7)
     view3, status3 = handlers.everything_filter(cache, 0.99, 0.99, 0.7)
-    cache2, *_ = handlers.everything_generate(path, cache, 8, 0.6, 0.85, 0.7)
+    cache2, *_ = handlers.everything_generate(path, cache, 16, 0.6, 0.85, 0.7)
     assert cache2 is cache and decoded == [1]  # the button again on the same image: nothing re-decoded
     assert int(status2.split()[0]) >= many >= int(status3.split()[0])
     assert handlers.models.sam.encoder_calls == calls  # the Prompt tab's embedding of this image was reused

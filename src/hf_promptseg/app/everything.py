@@ -36,12 +36,13 @@ from hf_promptseg.utils.boxes import nms
 
 @dataclass
 class Candidates:
-    """Every grid candidate of one image: COCO RLEs, (N,) predicted IoU, (N,) stability score, (N, 4) XYXY boxes."""
+    """Every grid candidate of one image: COCO RLEs, (N,) predicted IoU, stability score and area, (N, 4) boxes."""
 
     rles: list[dict]
     iou_scores: np.ndarray
     stability_scores: np.ndarray
     boxes: np.ndarray
+    areas: np.ndarray
     image_size: tuple[int, int]
 
 
@@ -66,20 +67,22 @@ def compute_candidates(
     segmenter.set_image(image)
     height, width = segmenter.image_size
     points = grid_points(height, width, points_per_side)
-    rles, ious, stabilities, boxes = [], [], [], []
+    rles, ious, stabilities, boxes, areas = [], [], [], [], []
     done = 0
     for logits, scores in segmenter.predict_each_point(points):
         flat = logits.flatten(0, 1)
         stabilities.append(_compute_stability_score(flat, mask_threshold, stability_score_offset).numpy())
         binary = flat > mask_threshold
         boxes.append(_batched_mask_to_box(binary).numpy())
+        areas.append(binary.flatten(1).sum(1).numpy())
         rles += mask_utils.encode(np.asfortranarray(binary.permute(1, 2, 0).numpy().astype(np.uint8)))
         ious.append(scores.flatten().numpy())
         done += len(logits)
         if progress is not None:
             progress(done / len(points))
     return Candidates(rles=rles, iou_scores=np.concatenate(ious), stability_scores=np.concatenate(stabilities),
-                      boxes=np.concatenate(boxes).astype(np.float32), image_size=(height, width))  # fmt: skip
+                      boxes=np.concatenate(boxes).astype(np.float32), areas=np.concatenate(areas),
+                      image_size=(height, width))  # fmt: skip
 
 
 def filter_candidates(
@@ -94,9 +97,8 @@ def filter_candidates(
                         ("box_nms_thresh", box_nms_thresh)):  # fmt: skip
         if not 0.0 <= value <= 1.0:
             raise ValueError(f"`{name}` must be in [0, 1], got {value}")
-    areas = mask_utils.area(candidates.rles) if candidates.rles else np.zeros(0)
     keep = (candidates.iou_scores > pred_iou_thresh) & (candidates.stability_scores > stability_score_thresh)
-    keep &= areas >= min_area
+    keep &= candidates.areas >= min_area
     index = np.nonzero(keep)[0]
     if len(index) == 0:
         return []
