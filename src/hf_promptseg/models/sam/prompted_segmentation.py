@@ -23,17 +23,26 @@ from tqdm.auto import tqdm
 from transformers import AutoModelForMaskGeneration, AutoProcessor
 
 from hf_promptseg.data.scenes import Scene
+from hf_promptseg.models.sam.embedding_cache import EmbeddingCache, cached_embeddings, resolve_cache
 from hf_promptseg.utils.masks import mask_iou
 from hf_promptseg.utils.prompt_geometry import bounding_box, interior_point
 
 
 class PromptedSegmenter:
-    """Point and box prompting of a SAM model: one image encoding per image, all prompts decoded together."""
+    """Point and box prompting of a SAM model: one image encoding per image, all prompts decoded together.
 
-    def __init__(self, model: str | os.PathLike, device: str = "cpu") -> None:
+    The image's embedding goes through an `EmbeddingCache` (`embedding_cache=`: an `EmbeddingCache`, False for
+    none, default the process-wide cache shared with `pipeline("mask-generation")`), so successive clicks on one
+    image cost one encoder pass.
+    """
+
+    def __init__(
+        self, model: str | os.PathLike, device: str = "cpu", embedding_cache: EmbeddingCache | bool | None = None
+    ) -> None:
         self.processor = AutoProcessor.from_pretrained(model)
         self.model = AutoModelForMaskGeneration.from_pretrained(model, dtype=torch.float32).to(device).eval()
         self.device = device
+        self.embedding_cache = resolve_cache(embedding_cache)
 
     @torch.no_grad()
     def segment(self, image: np.ndarray, points=None, boxes=None) -> tuple[np.ndarray, np.ndarray]:
@@ -57,7 +66,8 @@ class PromptedSegmenter:
             )
         inputs = {k: v.to(self.device) if torch.is_tensor(v) else v for k, v in inputs.items()}
         inputs = {k: v.float() if torch.is_tensor(v) and v.is_floating_point() else v for k, v in inputs.items()}
-        outputs = self.model(**inputs, multimask_output=points is not None)
+        embeddings = cached_embeddings(self.model, inputs.pop("pixel_values"), self.embedding_cache)
+        outputs = self.model(**inputs, image_embeddings=embeddings, multimask_output=points is not None)
         masks = self.processor.post_process_masks(
             outputs.pred_masks.cpu(), inputs["original_sizes"].cpu(), inputs["reshaped_input_sizes"].cpu()
         )[0]
