@@ -57,21 +57,28 @@ def test_rerun_skips_finished_images_and_keeps_them(scene_folder, tmp_path):
 
 
 def _shard_worker(source, out):
-    from accelerate import PartialState
+    import torch.distributed
 
     generate_corpus(source, out, points_per_crop=6, progress=False)
-    state = PartialState()
-    (out / f"process_{state.process_index}_of_{state.num_processes}").touch()
+    (out / f"process_{torch.distributed.get_rank()}_of_{torch.distributed.get_world_size()}").touch()
 
 
 def test_sharded_run_gives_the_one_process_output(scene_folder, tmp_path):
-    """Two accelerate processes (debug_launcher: CPU, gloo) each write their shard; the merge equals one process."""
+    """Two processes (accelerate's debug_launcher: CPU, gloo) each write their shard; the merge equals one process.
+
+    The per-image files record which process wrote them, so the test fails if one process did all the work."""
     from accelerate import debug_launcher
+    from accelerate.state import AcceleratorState
 
     one, two = tmp_path / "one", tmp_path / "two"
     generate_corpus(scene_folder, one, points_per_crop=6, progress=False)
+    AcceleratorState._reset_state(reset_partial_state=True)  # the forked workers must not inherit a 1-process state
     debug_launcher(_shard_worker, args=(scene_folder, two), num_processes=2)
     assert sorted(p.name for p in two.glob("process_*")) == ["process_0_of_2", "process_1_of_2"]
+    writers = {
+        json.loads(p.read_text())["process"] for p in (two / "per_image").glob("*.json") if ".error" not in p.name
+    }
+    assert writers == {0, 1}
     assert json.loads((one / "results.json").read_text()) == json.loads((two / "results.json").read_text())
     assert _load_parquet(one / "results.parquet").to_list() == _load_parquet(two / "results.parquet").to_list()
 

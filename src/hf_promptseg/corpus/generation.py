@@ -74,6 +74,31 @@ def write_json_atomic(path: Path, value: Any) -> None:
     os.replace(tmp, path)
 
 
+class _Processes:
+    """This process's place among the run's processes: accelerate's `PartialState`, or a `torch.distributed` group
+    initialised by the caller (e.g. `accelerate.debug_launcher`, which PartialState does not see)."""
+
+    def __init__(self) -> None:
+        from accelerate import PartialState
+
+        self.state = PartialState()
+        self.index, self.count, self.device = self.state.process_index, self.state.num_processes, self.state.device
+        self._torch_group = False
+        if self.count == 1 and torch.distributed.is_available() and torch.distributed.is_initialized():
+            self.index, self.count = torch.distributed.get_rank(), torch.distributed.get_world_size()
+            self._torch_group = True
+
+    @property
+    def is_main(self) -> bool:
+        return self.index == 0
+
+    def wait(self) -> None:
+        if self._torch_group:
+            torch.distributed.barrier()
+        else:
+            self.state.wait_for_everyone()
+
+
 def load_generator(model: str | os.PathLike | None = None, device: str | torch.device | None = None):
     """`pipeline("mask-generation")` for `model` (default: the embedded demo SAM), float32."""
     from transformers import pipeline
@@ -127,7 +152,12 @@ def image_annotations(
 
 
 def _process_one(
-    record: ImageRecord, generator: Any, per_image: Path, overlays: Path | None, options: dict[str, Any]
+    record: ImageRecord,
+    generator: Any,
+    per_image: Path,
+    overlays: Path | None,
+    options: dict[str, Any],
+    process_index: int = 0,
 ) -> None:
     name = result_name(record.image_id)
     image = record.load()
@@ -144,6 +174,7 @@ def _process_one(
         {
             "image_id": record.image_id,
             "origin": record.origin,
+            "process": process_index,
             "height": image.height,
             "width": image.width,
             "annotations": annotations,
@@ -171,8 +202,6 @@ def generate_corpus(
     `stability_score_thresh`, `crops_nms_thresh`, `crops_n_layers`, ...); unset thresholds default to the demo
     SAM's calibrated values when `model` is the demo SAM.
     """
-    from accelerate import PartialState
-
     from hf_promptseg.corpus.tiling import validate_tiling
 
     if tile_size is not None:
@@ -181,21 +210,21 @@ def generate_corpus(
     if unknown:
         raise TypeError(f"unknown mask-generation parameter(s) {sorted(unknown)}; expected {GENERATOR_PARAMETERS}")
     generator_kwargs = {**default_thresholds(model), **{k: v for k, v in generator_kwargs.items() if v is not None}}
-    state = PartialState()
+    processes = _Processes()
     records = list_images(source, image_column=image_column, split=split)
     out_dir = Path(out_dir)
     per_image = out_dir / "per_image"
     overlay_dir = out_dir / "overlays" if overlays else None
-    if state.is_main_process:
+    if processes.is_main:
         per_image.mkdir(parents=True, exist_ok=True)
         if overlay_dir is not None:
             overlay_dir.mkdir(parents=True, exist_ok=True)
-    state.wait_for_everyone()
+    processes.wait()
 
-    shard = records[state.process_index :: state.num_processes]
+    shard = records[processes.index :: processes.count]
     todo = [r for r in shard if not (per_image / f"{result_name(r.image_id)}.json").is_file()]
     if todo:
-        generator = load_generator(model, device=state.device if state.device.type != "cpu" else None)
+        generator = load_generator(model, device=processes.device if processes.device.type != "cpu" else None)
         if embeddings is not None:
             from hf_promptseg.models.sam.embedding_cache import EmbeddingCache, load_embeddings
 
@@ -206,22 +235,22 @@ def generate_corpus(
         options = {"tile_size": tile_size, "tile_overlap": tile_overlap, **generator_kwargs}
         bar = tqdm(
             todo,
-            desc=f"images (process {state.process_index})" if state.num_processes > 1 else "images",
-            position=state.process_index,
+            desc=f"images (process {processes.index})" if processes.count > 1 else "images",
+            position=processes.index,
             disable=not progress,
         )
         for record in bar:
             try:
-                _process_one(record, generator, per_image, overlay_dir, options)
+                _process_one(record, generator, per_image, overlay_dir, options, processes.index)
             except (ValueError, TypeError, OSError) as err:
                 write_json_atomic(
                     per_image / f"{result_name(record.image_id)}.error.json",
                     {"image_id": record.image_id, "origin": record.origin, "error": str(err)},
                 )
                 tqdm.write(f"skipped {record.origin}: {err}")
-    state.wait_for_everyone()
-    summary = merge_results(records, out_dir) if state.is_main_process else {}
-    state.wait_for_everyone()
+    processes.wait()
+    summary = merge_results(records, out_dir) if processes.is_main else {}
+    processes.wait()
     return summary
 
 
