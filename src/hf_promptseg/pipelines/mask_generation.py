@@ -63,6 +63,9 @@ class HfPromptsegMaskGenerationPipeline(MaskGenerationPipeline):
       `hf_promptseg.models.sam.embedding_cache`): a threshold sweep costs one encoder pass. `embedding_cache=`
       takes an `EmbeddingCache` or False (default: the process-wide cache); `image_embeddings=` takes the
       embedding of the image computed beforehand (`model.get_image_embeddings`, no crops).
+    - `tile_size=T, tile_overlap=O` runs a large image tile by tile at native resolution and merges masks cut by
+      tile borders (`hf_promptseg.corpus.tiling`); it returns COCO RLEs (`rle_mask`), `scores`,
+      `stability_scores` and `bounding_boxes`, never image-sized dense masks.
 
     Example:
         >>> import numpy as np, hf_promptseg
@@ -72,6 +75,19 @@ class HfPromptsegMaskGenerationPipeline(MaskGenerationPipeline):
         >>> sorted(outputs)  # doctest: +SKIP
         ['masks', 'scores']
     """
+
+    def __call__(self, image, *args, **kwargs):
+        if kwargs.get("tile_size") is None:
+            kwargs.pop("tile_size", None)
+            return super().__call__(image, *args, **kwargs)
+        from hf_promptseg.corpus.tiling import tiled_mask_generation
+
+        tiling = {name: kwargs.pop(name) for name in ("tile_size", "tile_overlap", "merge_iou") if name in kwargs}
+        for name in ("output_rle_mask", "output_bboxes_mask", "output_stability_scores"):
+            kwargs.pop(name, None)  # always part of a tiled result
+        if isinstance(image, (list, tuple)):
+            return [tiled_mask_generation(self, item, **tiling, **kwargs) for item in image]
+        return tiled_mask_generation(self, image, **tiling, **kwargs)
 
     def _sanitize_parameters(self, **kwargs):
         fast_decoder = kwargs.pop("fast_decoder", None)
