@@ -41,9 +41,14 @@ def toy_family(monkeypatch, tmp_path):
     template.write_text("---\n{{ card_data }}\n---\n# {{ model_name }}\n\n{{ summary }} Widgets: {{ widgets }}.\n")
     calls = []
 
-    def add_convert_command(subparsers):
+    converter = types.ModuleType("toy_converter")
+
+    def add_cli_parser(subparsers):
         parser = subparsers.add_parser("toy", help="convert a toy checkpoint")
         parser.set_defaults(func=lambda args: calls.append("convert") or 0)
+
+    converter.add_cli_parser = add_cli_parser
+    monkeypatch.setitem(sys.modules, "toy_converter", converter)
 
     family = ModelFamily(
         name="toy",
@@ -61,7 +66,7 @@ def toy_family(monkeypatch, tmp_path):
                 details=lambda path: {"widgets": 3},
             ),
         ),
-        add_convert_command=add_convert_command,
+        converter="toy_converter",
     )
     module = types.ModuleType("hf_promptseg.models.toy.family")
     module.FAMILY = family

@@ -52,12 +52,21 @@ class ArtifactKind:
 
 @dataclass(frozen=True)
 class ModelFamily:
-    """What a family plugs into the shared layers."""
+    """What a family plugs into the shared layers.
+
+    Args:
+        converter: the module of the family's checkpoint converter; its `add_cli_parser(subparsers)` adds
+            `hf-promptseg convert <name>` (imported only when the CLI is built).
+    """
 
     name: str
     register: Callable[[], None]
     artifacts: tuple[ArtifactKind, ...] = ()
-    add_convert_command: Callable[[argparse._SubParsersAction], None] | None = None
+    converter: str | None = None
+
+    def add_convert_command(self, subparsers: argparse._SubParsersAction) -> None:
+        if self.converter is not None:
+            importlib.import_module(self.converter).add_cli_parser(subparsers)
 
 
 @functools.cache

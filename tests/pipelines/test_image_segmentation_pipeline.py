@@ -2,8 +2,8 @@
 trained model is fed at serving time is bit-identical to what it was fed in training."""
 
 import torch
-from PIL import Image
 from accelerate.state import AcceleratorState
+from PIL import Image
 from transformers import pipeline
 from transformers.pipelines.image_segmentation import ImageSegmentationPipeline
 

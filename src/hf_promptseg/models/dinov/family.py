@@ -56,12 +56,6 @@ def _bank_details(local_dir: Path) -> dict[str, Any]:
     }
 
 
-def _add_convert_command(subparsers) -> None:
-    from hf_promptseg.models.dinov.convert_dinov_checkpoint import add_cli_parser
-
-    add_cli_parser(subparsers)
-
-
 FAMILY = ModelFamily(
     name="dinov",
     register=register,
@@ -91,5 +85,5 @@ FAMILY = ModelFamily(
             details=_bank_details,
         ),
     ),
-    add_convert_command=_add_convert_command,
+    converter="hf_promptseg.models.dinov.convert_dinov_checkpoint",
 )

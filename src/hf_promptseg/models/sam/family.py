@@ -46,12 +46,6 @@ def _sam_details(local_dir: Path) -> dict[str, Any]:
     }
 
 
-def _add_convert_command(subparsers) -> None:
-    from hf_promptseg.models.sam.convert_sam_checkpoint import add_cli_parser
-
-    add_cli_parser(subparsers)
-
-
 FAMILY = ModelFamily(
     name="sam",
     register=register,
@@ -70,5 +64,5 @@ FAMILY = ModelFamily(
             details=_sam_details,
         ),
     ),
-    add_convert_command=_add_convert_command,
+    converter="hf_promptseg.models.sam.convert_sam_checkpoint",
 )

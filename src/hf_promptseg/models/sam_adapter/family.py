@@ -32,12 +32,6 @@ def _adapter_details(local_dir: Path) -> dict[str, Any]:
     }
 
 
-def _add_convert_command(subparsers) -> None:
-    from hf_promptseg.models.sam_adapter.convert_sam_adapter_checkpoint import add_cli_parser
-
-    add_cli_parser(subparsers)
-
-
 FAMILY = ModelFamily(
     name="sam_adapter",
     register=register,
@@ -55,5 +49,5 @@ FAMILY = ModelFamily(
             details=_adapter_details,
         ),
     ),
-    add_convert_command=_add_convert_command,
+    converter="hf_promptseg.models.sam_adapter.convert_sam_adapter_checkpoint",
 )

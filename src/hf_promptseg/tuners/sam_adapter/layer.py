@@ -78,6 +78,21 @@ class PromptAdapterLayer(nn.Module, BaseTunerLayer):
     def _end_encoder_pass(self, module, args, output) -> None:
         self._features = None
 
+    def up_projections(self, adapter_name: str) -> list[nn.Linear]:
+        """The layers that map adapter features back to the encoder's width (zeroed by `init_weights="zero_up"`)."""
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def _finish_update(self, adapter_name: str, init_weights: str) -> None:
+        """Initialise a new adapter's layers (the reference's init, or an identity start) and activate it."""
+        for name in self.adapter_layer_names:
+            init_reference(getattr(self, name)[adapter_name])
+        if init_weights == "zero_up":
+            for layer in self.up_projections(adapter_name):
+                nn.init.zeros_(layer.weight)
+        self._move_adapter_to_device_of_base_layer(adapter_name)
+        self.set_adapter(self.active_adapters)
+
     def remove_hooks(self) -> None:
         for handle in self._hooks:
             handle.remove()
@@ -145,16 +160,10 @@ class SamAdapterLayer(PromptAdapterLayer):
         self.sam_adapter_shared_mlp[adapter_name] = nn.Linear(width, self.hidden_size)
         for index in range(self.num_layers):
             getattr(self, f"sam_adapter_lightweight_mlp_{index}")[adapter_name] = nn.Linear(width, width)
-        self._initialise(adapter_name, config.init_weights)
-        self._move_adapter_to_device_of_base_layer(adapter_name)
-        self.set_adapter(self.active_adapters)
+        self._finish_update(adapter_name, config.init_weights)
 
-    @torch.no_grad()
-    def _initialise(self, adapter_name: str, init_weights: str) -> None:
-        for name in self.adapter_layer_names:
-            init_reference(getattr(self, name)[adapter_name])
-        if init_weights == "zero_up":
-            nn.init.zeros_(self.sam_adapter_shared_mlp[adapter_name].weight)
+    def up_projections(self, adapter_name: str) -> list[nn.Linear]:
+        return [self.sam_adapter_shared_mlp[adapter_name]]
 
     def adapter_inputs(
         self, adapter_name: str, pixel_values: torch.Tensor, tokens: torch.Tensor

@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from hf_promptseg.tuners.sam_adapter.config import SamAdapterConfig
-from hf_promptseg.tuners.sam_adapter.layer import PromptAdapterLayer, highpass_magnitude, init_reference
+from hf_promptseg.tuners.sam_adapter.layer import PromptAdapterLayer, highpass_magnitude
 
 HIERA_ATTRIBUTES = ("patch_embed", "blocks", "stage_ends", "config")
 
@@ -144,17 +144,10 @@ class Sam2HieraAdapterLayer(PromptAdapterLayer):
             getattr(self, f"sam_adapter_lightweight_mlp_{index}")[adapter_name] = nn.Linear(
                 widths[stage], widths[stage]
             )
-        self._initialise(adapter_name, config.init_weights)
-        self._move_adapter_to_device_of_base_layer(adapter_name)
-        self.set_adapter(self.active_adapters)
+        self._finish_update(adapter_name, config.init_weights)
 
-    @torch.no_grad()
-    def _initialise(self, adapter_name: str, init_weights: str) -> None:
-        for name in self.adapter_layer_names:
-            init_reference(getattr(self, name)[adapter_name])
-        if init_weights == "zero_up":
-            for stage in self.stages:
-                nn.init.zeros_(getattr(self, f"sam_adapter_shared_mlp_stage{stage}")[adapter_name].weight)
+    def up_projections(self, adapter_name: str) -> list[nn.Linear]:
+        return [getattr(self, f"sam_adapter_shared_mlp_stage{stage}")[adapter_name] for stage in self.stages]
 
     def stage_features(self, adapter_name: str, pixel_values: torch.Tensor, tokens: torch.Tensor) -> dict:
         """{input stage: F_g (B, h_g, w_g, c_g)} from the image and the patch tokens (B, h_0, w_0, C_0)."""
