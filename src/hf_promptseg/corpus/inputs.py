@@ -86,7 +86,7 @@ def list_images(
     if path.is_file():
         return [_file_record(path, path.name)]
     if path.is_dir():
-        if image_column is not None or (path / "dataset_info.json").is_file() or (path / "state.json").is_file():
+        if image_column is not None or _saved_dataset(path):
             return _dataset_records(text, image_column, split)
         files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
         if not files:
@@ -98,11 +98,16 @@ def list_images(
     return _dataset_records(text, image_column, split)
 
 
+def _saved_dataset(path: Path) -> bool:
+    """Whether `path` was written by `Dataset.save_to_disk` / `DatasetDict.save_to_disk`."""
+    return any((path / name).is_file() for name in ("dataset_info.json", "state.json", "dataset_dict.json"))
+
+
 def _dataset_records(source: str, image_column: str | None, split: str | None, builder: str | None = None):
     import datasets
 
     path = Path(source)
-    if path.is_dir() and ((path / "dataset_info.json").is_file() or (path / "state.json").is_file()):
+    if path.is_dir() and _saved_dataset(path):
         dataset: Any = datasets.load_from_disk(source)
     elif builder is not None:
         dataset = datasets.load_dataset(builder, data_files=source)
