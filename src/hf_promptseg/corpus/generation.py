@@ -232,6 +232,8 @@ def generate_corpus(
             cache = EmbeddingCache(max_megabytes=size_mb)
             load_embeddings(embeddings, generator.model, cache)
             generator_kwargs["embedding_cache"] = cache
+        else:
+            generator_kwargs["embedding_cache"] = False  # each image is seen once: caching would only hold memory
         options = {"tile_size": tile_size, "tile_overlap": tile_overlap, **generator_kwargs}
         bar = tqdm(
             todo,

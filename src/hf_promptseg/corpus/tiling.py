@@ -147,21 +147,32 @@ def tiled_mask_generation(
         merge_iou: IoU inside the tiles' common window above which two masks are one object.
         crops_nms_thresh: box IoU of the per-tile and of the final global NMS.
         generator_kwargs: the pipeline's mask-generation parameters (`points_per_crop`, thresholds, ...).
+            Tile embeddings are not cached unless an `embedding_cache` is passed here (a tiled image's tiles
+            would otherwise fill the shared cache, and memory would grow with the image).
 
     Returns:
         `rle_mask`: COCO compressed RLEs (`counts` str) in the image's frame, best first; `scores` (predicted IoU),
         `stability_scores` (N,) tensors; `bounding_boxes` (N, 4) XYXY.
     """
     validate_tiling(tile_size, tile_overlap)
-    array = np.asarray(image.convert("RGB") if isinstance(image, Image.Image) else image)
-    if array.ndim != 3 or array.shape[0] == 0 or array.shape[1] == 0:
-        raise ValueError(f"`image` must be a non-empty (H, W, 3) image, got shape {array.shape}")
-    height, width = array.shape[:2]
+    if isinstance(image, Image.Image):
+        picture = image if image.mode == "RGB" else image.convert("RGB")
+        width, height = picture.size
+        crop = lambda box: picture.crop(box)  # noqa: E731  (PIL crops copy one tile, never the whole image)
+    else:
+        array = np.asarray(image)
+        if array.ndim != 3:
+            raise ValueError(f"`image` must be a PIL image or an (H, W, 3) array, got shape {array.shape}")
+        height, width = array.shape[:2]
+        crop = lambda box: Image.fromarray(np.ascontiguousarray(array[box[1] : box[3], box[0] : box[2]]))  # noqa: E731
+    if height == 0 or width == 0:
+        raise ValueError(f"`image` has no pixels ({width}x{height})")
     tiles = tile_boxes(height, width, tile_size, tile_overlap)
+    generator_kwargs.setdefault("embedding_cache", False)
     records: list[dict] = []
     for index, (x0, y0, x1, y1) in enumerate(tqdm(tiles, desc="tiles", leave=False, disable=not progress)):
         out = generator(
-            Image.fromarray(np.ascontiguousarray(array[y0:y1, x0:x1])),
+            crop((x0, y0, x1, y1)),
             output_bboxes_mask=True,
             output_stability_scores=True,
             crops_nms_thresh=crops_nms_thresh,

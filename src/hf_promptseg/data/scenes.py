@@ -159,18 +159,19 @@ def make_scene_with_objects(seed: int | np.random.Generator, height: int, width:
             if named[0] not in SHAPES:
                 raise ValueError(f"`objects`[{index}] names shape {named[0]!r}; expected one of {SHAPES}")
             shape = named[0]
-        stencil = Image.new("L", (width, height), 0)
-        ImageDraw.Draw(stencil).polygon(_outline(rng, shape, np.array([x, y], float), radius), fill=255)
-        inside = np.asarray(stencil) > 127
+        # drawn in the object's own patch, so large images with many objects stay cheap
+        y0, y1 = max(0, int(y - radius) - 1), min(height, int(y + radius) + 2)
+        x0, x1 = max(0, int(x - radius) - 1), min(width, int(x + radius) + 2)
+        outline = [(px - x0, py - y0) for px, py in _outline(rng, shape, np.array([x, y], float), radius)]
+        stencil = Image.new("L", (max(1, x1 - x0), max(1, y1 - y0)), 0)
+        ImageDraw.Draw(stencil).polygon(outline, fill=255)
+        region = np.asarray(stencil)[: y1 - y0, : x1 - x0] > 127
         colour = _colour(rng)
         while np.abs(colour - background_colour).sum() < 0.45:
             colour = _colour(rng)
-        y0, y1 = max(0, int(y - radius) - 1), min(height, int(y + radius) + 2)
-        x0, x1 = max(0, int(x - radius) - 1), min(width, int(x + radius) + 2)
         patch = _texture(rng, y1 - y0, x1 - x0, colour)
-        region = inside[y0:y1, x0:x1]
         canvas[y0:y1, x0:x1][region] = patch[region]
-        owner[inside] = index
+        owner[y0:y1, x0:x1][region] = index
         shapes.append(shape)
     masks = [owner == index for index in range(len(shapes))]
     image = (canvas * 255).round().astype(np.uint8)
