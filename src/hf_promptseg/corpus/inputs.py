@@ -31,8 +31,6 @@ from PIL import Image, UnidentifiedImageError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif")
 DATASET_FILE_SUFFIXES = {".parquet": "parquet", ".arrow": "arrow", ".jsonl": "json", ".json": "json", ".csv": "csv"}
-# lifts PIL's decompression-bomb guard for the large images this package tiles (the user chose the file)
-Image.MAX_IMAGE_PIXELS = None
 
 
 @dataclass
@@ -44,12 +42,18 @@ class ImageRecord:
     loader: Callable[[], Image.Image]
 
     def load(self) -> Image.Image:
-        """The image as RGB; `ValueError` naming the origin when it cannot be read or has no pixels."""
+        """The image as RGB; `ValueError` naming the origin when it cannot be read or has no pixels.
+
+        PIL's decompression-bomb guard is lifted while loading: large images are what tiling is for, and the user
+        chose the file."""
+        guard, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
         try:
             image = self.loader()
             image.load()
         except (OSError, UnidentifiedImageError, SyntaxError) as err:
             raise ValueError(f"cannot read image {self.origin}: {err}") from err
+        finally:
+            Image.MAX_IMAGE_PIXELS = guard
         if image.width == 0 or image.height == 0:
             raise ValueError(f"image {self.origin} has no pixels ({image.width}x{image.height})")
         return image.convert("RGB")
