@@ -5,8 +5,8 @@ uncached threshold sweep, corpus throughput with 1 vs 2 processes. One run of ea
     python benchmarks/corpus.py --only sweep     # one of: tiles, rss, sweep, processes
 
 Models: the embedded demo SAM (128² input) for tiling, memory and corpus runs; for the sweep, a random-weight SAM with
-a ViT of 1024² input (hidden 256, 6 layers), where the encoder dominates as it does for the released SAMs. Peak RSS
-is measured per configuration in a fresh subprocess (`ru_maxrss`), minus the RSS after loading the model.
+a ViT of 1024² input (hidden 256, 6 layers), so the encoder costs more than the decoder, as in released SAMs. Peak RSS
+is sampled every 5 ms during the run, per configuration in a fresh subprocess, minus the RSS after loading the model.
 """
 
 from __future__ import annotations
