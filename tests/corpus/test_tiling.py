@@ -63,3 +63,37 @@ def test_objects_across_tile_borders_come_out_whole():
     inside, crossing = best[: len(INSIDE)], best[len(INSIDE) :]
     assert np.median(crossing) >= np.median(inside) - 0.03 and np.median(crossing) > 0.9
     assert list(matches[len(INSIDE) :]) == [1] * len(CROSSING)
+
+
+def _record(mask, tile, tiles, height, width):
+    x0, y0, x1, y1 = tiles[tile]
+    local = mask[y0:y1, x0:x1]
+    ys, xs = np.nonzero(local)
+    box = [xs.min(), ys.min(), xs.max(), ys.max()]
+    from hf_promptseg.corpus.tiling import _inner_edges
+
+    return {"rle": rle_ops.place_mask(local, x0, y0, height, width), "tile": tile,
+            "cut": _inner_edges(tiles[tile], box, height, width), "score": 0.9, "stability": 0.9}  # fmt: skip
+
+
+def test_parts_of_one_object_merge_and_neighbours_do_not():
+    """Exact masks, no model: a disk across the border of two tiles is seen by both (each its own part); two
+    distinct disks, each touching the same border from one side, stay two objects."""
+    from hf_promptseg.corpus.tiling import merge_cut_masks
+
+    height, width = 128, 224
+    tiles = tile_boxes(height, width, 128, 32)
+    assert tiles == [(0, 0, 128, 128), (96, 0, 224, 128)]
+    yy, xx = np.mgrid[:height, :width]
+    disk = (xx - 112) ** 2 + (yy - 40) ** 2 < 24**2  # crosses both tiles' borders
+    left = (xx - 84) ** 2 + (yy - 100) ** 2 < 12**2  # inside tile 0 only, not cut
+    right = (xx - 150) ** 2 + (yy - 100) ** 2 < 12**2  # inside tile 1 only
+    records = [
+        _record(disk, 0, tiles, height, width), _record(disk, 1, tiles, height, width),
+        _record(left, 0, tiles, height, width), _record(right, 1, tiles, height, width),
+    ]  # fmt: skip
+    assert [r["cut"] for r in records] == [True, True, False, False]
+    groups = merge_cut_masks(records, tiles)
+    assert groups == [[0, 1], [2], [3]]
+    merged = rle_ops.union([records[0]["rle"], records[1]["rle"]])
+    assert np.array_equal(rle_ops.decode(merged), disk)

@@ -123,14 +123,15 @@ def image_annotations(
     image: Any,
     tile_size: int | None = None,
     tile_overlap: int = 64,
+    progress: bool = False,
     **generator_kwargs: Any,
 ) -> list[dict]:
     """COCO annotation dicts (without ids) of one PIL image: segmentation, bbox, area, predicted_iou,
-    stability_score; tiled when `tile_size` is given."""
+    stability_score; tiled when `tile_size` is given (`progress`: a bar over its tiles)."""
     if tile_size is not None:
         from hf_promptseg.corpus.tiling import tiled_mask_generation
 
-        out = tiled_mask_generation(generator, image, tile_size, tile_overlap, progress=False, **generator_kwargs)
+        out = tiled_mask_generation(generator, image, tile_size, tile_overlap, progress=progress, **generator_kwargs)
         rles = out["rle_mask"]
     else:
         out = generator(image, output_stability_scores=True, **generator_kwargs)
@@ -234,7 +235,7 @@ def generate_corpus(
             generator_kwargs["embedding_cache"] = cache
         else:
             generator_kwargs["embedding_cache"] = False  # each image is seen once: caching would only hold memory
-        options = {"tile_size": tile_size, "tile_overlap": tile_overlap, **generator_kwargs}
+        options = {"tile_size": tile_size, "tile_overlap": tile_overlap, "progress": progress, **generator_kwargs}
         bar = tqdm(
             todo,
             desc=f"images (process {processes.index})" if processes.count > 1 else "images",
