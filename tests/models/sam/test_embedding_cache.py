@@ -8,6 +8,7 @@ from hf_promptseg.assets import DEMO_SAM_MASK_GENERATION_THRESHOLDS, demo_sam_pa
 from hf_promptseg.data.scenes import make_scene
 from hf_promptseg.models.sam.embedding_cache import (
     EmbeddingCache,
+    image_key,
     load_embeddings,
     pixel_key,
     resolve_cache,
@@ -116,3 +117,19 @@ def test_embeddings_file_round_trip(tmp_path, generator):
     (tmp_path / "bad.safetensors").write_bytes(b"not safetensors")
     with pytest.raises(ValueError, match="not a safetensors embeddings file"):
         load_embeddings(tmp_path / "bad.safetensors", model)
+
+
+def test_raw_image_key_follows_content_settings_and_model(generator):
+    processor, model = generator.image_processor, generator.model
+    image = make_scene(7, 64, 64).image
+    key = image_key(image, processor, model)
+    assert image_key(Image.fromarray(image), processor, model) == key
+    assert image_key(image.copy(), processor, model) == key
+    changed = image.copy()
+    changed[0, 0, 0] ^= 1
+    assert image_key(changed, processor, model) != key
+    other_settings = type(processor).from_dict({**processor.to_dict(), "do_normalize": False})
+    assert image_key(image, other_settings, model) != key
+    with torch.no_grad():
+        next(model.vision_encoder.parameters()).add_(0)  # an in-place update (as an optimizer step) invalidates
+    assert image_key(image, processor, model) != key

@@ -159,6 +159,21 @@ def pixel_key(pixel_values: torch.Tensor) -> str:
     return digest.hexdigest()
 
 
+def image_key(image: Any, processor: Any, model: torch.nn.Module) -> str:
+    """Cache key from the *raw* image (PIL or array bytes), the processor's settings and the model's identity.
+
+    For callers that want to skip preprocessing on a hit (e.g. an interactive click loop keeping the original
+    sizes itself); the pipeline and `PromptedSegmenter` key on the preprocessed pixels (`embedding_key`) instead.
+    """
+    array = np.asarray(image)
+    settings = processor.to_json_string() if hasattr(processor, "to_json_string") else repr(processor)
+    digest = hashlib.blake2b(digest_size=16)
+    digest.update(f"{array.shape}{array.dtype}".encode())
+    digest.update(np.ascontiguousarray(array).tobytes())
+    digest.update(settings.encode())
+    return f"{model_key(model)}|raw:{digest.hexdigest()}"
+
+
 def stable_model_id(model: torch.nn.Module) -> str:
     """Identity of a model that holds across processes: class, `name_or_path` and a hash of its config."""
     config = model.config.to_dict()
@@ -291,6 +306,7 @@ __all__ = [
     "caching_image_embeddings",
     "default_embedding_cache",
     "embedding_key",
+    "image_key",
     "load_embeddings",
     "model_key",
     "pixel_key",
