@@ -134,6 +134,7 @@ def image_annotations(
         out = tiled_mask_generation(generator, image, tile_size, tile_overlap, progress=progress, **generator_kwargs)
         rles = out["rle_mask"]
     else:
+        generator_kwargs.setdefault("fast_decoder", True)  # any SAM (stock processors too): carries stability scores
         out = generator(image, output_stability_scores=True, **generator_kwargs)
         rles = [rle_ops.encode_dense(mask) for mask in out.pop("masks")]
     annotations = []

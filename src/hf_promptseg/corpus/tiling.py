@@ -169,6 +169,7 @@ def tiled_mask_generation(
         raise ValueError(f"`image` has no pixels ({width}x{height})")
     tiles = tile_boxes(height, width, tile_size, tile_overlap)
     generator_kwargs.setdefault("embedding_cache", False)
+    generator_kwargs.setdefault("fast_decoder", True)  # any SAM: it carries the stability scores
     records: list[dict] = []
     for index, (x0, y0, x1, y1) in enumerate(tqdm(tiles, desc="tiles", leave=False, disable=not progress)):
         out = generator(
