@@ -117,3 +117,27 @@ def test_bad_inputs_are_named(tmp_path, capsys):
     Image.new("RGB", (1, 1)).save(empty)
     assert cli_main(["generate", str(tmp_path / "nothing*.jpg"), "--out", str(tmp_path / "o")]) == 2
     assert "no file matches" in capsys.readouterr().err
+
+
+def test_a_sam_with_transformers_own_image_processor(tmp_path):
+    """Like `facebook/sam-vit-base`: transformers' SAM image processor, no hf_promptseg files; whole and tiled."""
+    from PIL import Image
+    from transformers.models.sam.image_processing_pil_sam import SamImageProcessorPil
+
+    from hf_promptseg.data.scenes import make_scene
+    from tests.testing_utils import random_sam
+
+    random_sam().save_pretrained(tmp_path / "sam")
+    SamImageProcessorPil(size={"longest_edge": 256}, pad_size={"height": 256, "width": 256}).save_pretrained(
+        tmp_path / "sam"
+    )
+    (tmp_path / "in").mkdir()
+    Image.fromarray(make_scene(0, 128, 128).image).save(tmp_path / "in" / "a.png")
+    keep_all = {"pred_iou_thresh": -10.0, "stability_score_thresh": 0.0, "progress": False}
+    whole = generate_corpus(tmp_path / "in", tmp_path / "whole", model=tmp_path / "sam", points_per_crop=4, **keep_all)
+    tiled = generate_corpus(
+        tmp_path / "in", tmp_path / "tiled", model=tmp_path / "sam", tile_size=64, tile_overlap=16, points_per_crop=2,
+        **keep_all,
+    )  # fmt: skip
+    assert whole["num_errors"] == tiled["num_errors"] == 0
+    assert whole["num_annotations"] >= 1 and tiled["num_annotations"] >= 1
