@@ -46,7 +46,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--embeddings", help="safetensors file from `hf-promptseg embed` (skips the encoder)")
     parser.add_argument("--num-processes", type=int, default=1, help="launch this many processes with torchrun")
     for flag, dest, kind, text in _FLAGS:
-        parser.add_argument(flag, dest=dest, type=kind, help=text)
+        parser.add_argument(flag, dest=dest, type=kind, help=text, metavar="N" if kind is int else "X")
     parser.set_defaults(func=_run)
 
 
