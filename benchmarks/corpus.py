@@ -5,7 +5,7 @@ uncached threshold sweep, corpus throughput with 1 vs 2 processes. One run of ea
     python benchmarks/corpus.py --only sweep     # one of: tiles, rss, sweep, processes
 
 Models: the embedded demo SAM (128² input) for tiling, memory and corpus runs; for the sweep, a random-weight SAM with
-a ViT of 1024² input (hidden 256, 6 layers), so the encoder costs more than the decoder, as in released SAMs. Peak RSS
+SAM ViT-B's encoder sizes (1024² input), so the encoder/decoder cost ratio is the smallest released SAM's. Peak RSS
 is sampled every 5 ms during the run, per configuration in a fresh subprocess, minus the RSS after loading the model.
 """
 
@@ -136,8 +136,9 @@ def bench_sweep() -> dict:
     from hf_promptseg.models.sam import HfPromptsegSamImageProcessor
     from hf_promptseg.models.sam.embedding_cache import EmbeddingCache
 
-    config = SamConfig(vision_config={"hidden_size": 256, "num_hidden_layers": 6, "num_attention_heads": 4,
-                                      "mlp_dim": 1024, "global_attn_indexes": [2, 5]})  # fmt: skip
+    # SAM ViT-B's encoder (random weights): the encoder/decoder cost ratio of the smallest released SAM
+    config = SamConfig(vision_config={"hidden_size": 768, "num_hidden_layers": 12, "num_attention_heads": 12,
+                                      "mlp_dim": 3072, "global_attn_indexes": [2, 5, 8, 11]})  # fmt: skip
     torch.manual_seed(0)
     with tempfile.TemporaryDirectory() as tmp:
         SamModel(config).eval().save_pretrained(tmp)
