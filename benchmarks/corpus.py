@@ -1,7 +1,7 @@
 """Large images and corpora: tiled AMG time vs tile count, peak RSS vs image size (tiled vs whole image), cached vs
 uncached threshold sweep, corpus throughput with 1 vs 2 processes. One run of each, printed side by side.
 
-    python benchmarks/corpus.py                  # all four, ≈4 min on 2 CPU cores
+    python benchmarks/corpus.py                  # all four, ≈6 min on 2 CPU cores
     python benchmarks/corpus.py --only sweep     # one of: tiles, rss, sweep, processes
 
 Models: the embedded demo SAM (128² input) for tiling, memory and corpus runs; for the sweep, a random-weight SAM with
