@@ -37,6 +37,7 @@ from transformers import AutoModelForMaskGeneration, AutoProcessor, PreTrainedMo
 from transformers.utils import ModelOutput
 
 from hf_promptseg.data.scenes import Scene
+from hf_promptseg.models.sam.embedding_cache import EmbeddingCache, cached_embeddings, resolve_cache
 from hf_promptseg.models.sam.encoder_backends import image_encoder
 from hf_promptseg.models.sam.fast_mask_decoder import FastSamMaskDecoder
 from hf_promptseg.models.sam.image_processing_sam import validate_images
@@ -79,6 +80,9 @@ class PromptedSegmenter:
         encoder_backend: how `set_image` runs the ViT (`encoder_backends.ENCODER_BACKENDS`: "default" is
             transformers' module as loaded, "eager" / "sdpa" / "compile" the same weights through its eager or SDPA
             attention or torch.compile).
+        embedding_cache: where `segment` keeps image embeddings (an `EmbeddingCache`, False for none, default the
+            process-wide cache shared with `pipeline("mask-generation")`), so successive calls on one image cost one
+            encoder pass.
     """
 
     def __init__(
@@ -87,6 +91,7 @@ class PromptedSegmenter:
         device: str = "cpu",
         processor: object | None = None,
         encoder_backend: str = "default",
+        embedding_cache: EmbeddingCache | bool | None = None,
     ) -> None:
         if isinstance(model, PreTrainedModel):
             self.model = model.to(device).eval()
@@ -106,6 +111,7 @@ class PromptedSegmenter:
             self.model = AutoModelForMaskGeneration.from_pretrained(model, dtype=torch.float32).to(device).eval()
         self.processor = processor if processor is not None else AutoProcessor.from_pretrained(model)
         self.device = device
+        self.embedding_cache = resolve_cache(embedding_cache)
         self.fast_decoder = FastSamMaskDecoder(self.model.mask_decoder)
         self.encode = image_encoder(self.model, encoder_backend)
         self.encoder_calls = 0  # image encodings so far (the interactive loop must make one per image)
@@ -134,7 +140,8 @@ class PromptedSegmenter:
             inputs = self.processor(picture, input_boxes=[[list(b) for b in boxes]], return_tensors="pt")
         inputs = {k: v.to(self.device) if torch.is_tensor(v) else v for k, v in inputs.items()}
         inputs = {k: v.float() if torch.is_tensor(v) and v.is_floating_point() else v for k, v in inputs.items()}
-        outputs = self.model(**inputs, multimask_output=points is not None)
+        embeddings = cached_embeddings(self.model, inputs.pop("pixel_values"), self.embedding_cache)
+        outputs = self.model(**inputs, image_embeddings=embeddings, multimask_output=points is not None)
         masks = self.processor.post_process_masks(
             outputs.pred_masks.cpu(), inputs["original_sizes"].cpu(), inputs["reshaped_input_sizes"].cpu()
         )[0]
