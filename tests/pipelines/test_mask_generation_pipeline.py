@@ -192,3 +192,15 @@ def test_fast_path_arguments_are_checked(random_generator, images):
         random_generator(images[0], fast_decoder="yes")
     with pytest.raises(ValueError, match="max_hole_area"):
         random_generator(images[0], max_hole_area=10.0, **FAST)
+
+
+def test_stability_scores_of_the_kept_masks(generator, images):
+    out = generator(images[0], points_per_batch=36, output_stability_scores=True, **{**FAST, "crops_nms_thresh": 0.7})
+    assert out["stability_scores"].shape == out["scores"].shape and len(out["masks"]) > 0
+    assert bool(((out["stability_scores"] >= 0) & (out["stability_scores"] <= 1)).all())
+    strict = generator(
+        images[0], points_per_batch=36, output_stability_scores=True, **{**FAST, "stability_score_thresh": 0.5}
+    )
+    assert bool((strict["stability_scores"] > 0.5).all())
+    with pytest.raises(ValueError, match="needs `fast_decoder=True`"):
+        generator(images[0], output_stability_scores=True, fast_decoder=False, **FAST)

@@ -5,4 +5,4 @@ function takes the parsed namespace and returns an exit code. Adding a command i
 here.
 """
 
-COMMANDS: tuple[str, ...] = ("demo", "train", "evaluate", "push", "convert")
+COMMANDS: tuple[str, ...] = ("demo", "train", "evaluate", "push", "convert", "generate", "segment", "embed", "app")

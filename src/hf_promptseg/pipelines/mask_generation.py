@@ -18,6 +18,7 @@ import torch
 from transformers import AutoModelForMaskGeneration
 from transformers.pipelines.mask_generation import MaskGenerationPipeline
 
+from hf_promptseg.models.sam.embedding_cache import EmbeddingCache, caching_image_embeddings, resolve_cache
 from hf_promptseg.models.sam.fast_mask_decoder import FastSamMaskDecoder
 from hf_promptseg.models.sam.fast_mask_generation import generate_candidates
 from hf_promptseg.models.sam.image_processing_sam import (
@@ -29,6 +30,7 @@ from hf_promptseg.models.sam.row_chunked_attention import row_chunked_vision_att
 from hf_promptseg.models.sam2.fast_mask_decoder import FastSam2MaskDecoder, is_sam2_mask_decoder
 from hf_promptseg.models.sam2.image_processing_sam2 import HfPromptsegSam2ImageProcessor
 from hf_promptseg.pipelines import register_task_pipeline
+from hf_promptseg.utils.boxes import nms
 from hf_promptseg.utils.validation import normalize_mask_generation_arguments, to_pil_image
 
 
@@ -60,6 +62,13 @@ class HfPromptsegMaskGenerationPipeline(MaskGenerationPipeline):
       a SAM-Adapter) returns the same masks several times faster with a fraction of the memory: see
       `benchmarks/mask_generation.py`. It also runs the ViT's global attention a few rows at a time (exact, bounded
       memory). `fast_decoder=False` runs transformers' own path.
+    - image embeddings are reused across calls on the same image (an LRU keyed by content, see
+      `hf_promptseg.models.sam.embedding_cache`): a threshold sweep costs one encoder pass. `embedding_cache=`
+      takes an `EmbeddingCache` or False (default: the process-wide cache); `image_embeddings=` takes the
+      embedding of the image computed beforehand (`model.get_image_embeddings`, no crops).
+    - `tile_size=T, tile_overlap=O` runs a large image tile by tile at native resolution and merges masks cut by
+      tile borders (`hf_promptseg.corpus.tiling`); it returns COCO RLEs (`rle_mask`), `scores`,
+      `stability_scores` and `bounding_boxes`, never image-sized dense masks.
 
     Example:
         >>> import numpy as np, hf_promptseg
@@ -70,11 +79,31 @@ class HfPromptsegMaskGenerationPipeline(MaskGenerationPipeline):
         ['masks', 'scores']
     """
 
+    def __call__(self, image, *args, **kwargs):
+        if kwargs.get("tile_size") is None:
+            kwargs.pop("tile_size", None)
+            return super().__call__(image, *args, **kwargs)
+        from hf_promptseg.corpus.tiling import tiled_mask_generation
+
+        tiling = {name: kwargs.pop(name) for name in ("tile_size", "tile_overlap", "merge_iou") if name in kwargs}
+        for name in ("output_rle_mask", "output_bboxes_mask", "output_stability_scores"):
+            kwargs.pop(name, None)  # always part of a tiled result
+        if isinstance(image, (list, tuple)):
+            return [tiled_mask_generation(self, item, **tiling, **kwargs) for item in image]
+        return tiled_mask_generation(self, image, **tiling, **kwargs)
+
     def _sanitize_parameters(self, **kwargs):
         # Documented ranges, None = filter off: see `normalize_mask_generation_arguments`.
         kwargs = normalize_mask_generation_arguments(kwargs)
         fast_decoder = kwargs.pop("fast_decoder", None)
+        cache_kwargs = {name: kwargs.pop(name) for name in ("embedding_cache", "image_embeddings") if name in kwargs}
+        output_stability_scores = kwargs.pop("output_stability_scores", None)
         preprocess_kwargs, forward_params, postprocess_kwargs = super()._sanitize_parameters(**kwargs)
+        if "embedding_cache" in cache_kwargs:
+            resolve_cache(cache_kwargs["embedding_cache"])  # type check now, not at the first image
+        preprocess_kwargs.update(cache_kwargs)
+        if output_stability_scores is not None:
+            postprocess_kwargs["output_stability_scores"] = bool(output_stability_scores)
         if fast_decoder is not None:
             if not isinstance(fast_decoder, bool):
                 raise TypeError(f"`fast_decoder` must be True or False, got {fast_decoder!r}")
@@ -89,12 +118,34 @@ class HfPromptsegMaskGenerationPipeline(MaskGenerationPipeline):
             return processor.saved_by_hf_promptseg
         return isinstance(processor, HfPromptsegSamImageProcessor)
 
-    def preprocess(self, image, *args, fast_decoder: bool | None = None, **kwargs):
+    def preprocess(
+        self,
+        image,
+        *args,
+        fast_decoder: bool | None = None,
+        embedding_cache: EmbeddingCache | bool | None = None,
+        image_embeddings: Any = None,
+        **kwargs,
+    ):
         if not isinstance(image, str):
             validate_images(image, argument="image")
             image = to_pil_image(image, argument="image")
+        if image_embeddings is not None:
+            if kwargs.get("crops_n_layers", 0):
+                raise ValueError("`image_embeddings` covers the whole image; it cannot be used with `crops_n_layers`")
+            embedding = image_embeddings[0] if isinstance(image_embeddings, (tuple, list)) else image_embeddings
+            if not torch.is_tensor(embedding) or embedding.ndim not in (3, 4):
+                raise TypeError(
+                    "`image_embeddings` must be the (1, C, h, w) tensor of `model.get_image_embeddings`, got "
+                    f"{type(embedding).__name__} {tuple(getattr(embedding, 'shape', ()))}"
+                )
+            if embedding.ndim == 3:
+                image_embeddings = embedding[None]
         fast = self._fast_by_default() if fast_decoder is None else fast_decoder
-        with row_chunked_vision_attention(self.model) if fast else nullcontext():
+        with (
+            row_chunked_vision_attention(self.model) if fast else nullcontext(),
+            caching_image_embeddings(self.model, resolve_cache(embedding_cache), image_embeddings),
+        ):
             for chunk in super().preprocess(image, *args, **kwargs):
                 chunk["num_points"] = torch.tensor([chunk["input_points"].shape[1]])
                 yield chunk
@@ -190,7 +241,7 @@ class HfPromptsegMaskGenerationPipeline(MaskGenerationPipeline):
         if isinstance(embeddings, (list, tuple)):
             *skips, embeddings = embeddings
         intermediate = model_inputs.get("intermediate_embeddings")
-        out: dict[str, list] = {"masks": [], "boxes": [], "iou_scores": []}
+        out: dict[str, list] = {"masks": [], "boxes": [], "iou_scores": [], "stability_scores": []}
         for i, count in enumerate(num_points):
             points = model_inputs["input_points"][i : i + 1, :count]
             labels = model_inputs["input_labels"][i : i + 1, :count]
@@ -213,15 +264,26 @@ class HfPromptsegMaskGenerationPipeline(MaskGenerationPipeline):
             out["masks"].append(candidates.run_lengths)
             out["boxes"].append(candidates.boxes)
             out["iou_scores"].append(candidates.scores)
+            out["stability_scores"].append(candidates.stability_scores)
         return out
 
     def postprocess(
-        self, model_outputs, output_rle_mask=False, output_bboxes_mask=False, crops_nms_thresh=0.7, fast_decoder=None
+        self,
+        model_outputs,
+        output_rle_mask=False,
+        output_bboxes_mask=False,
+        crops_nms_thresh=0.7,
+        fast_decoder=None,
+        output_stability_scores=False,
     ):
         if fast_decoder is None:
             fast_decoder = self._fast_by_default()
         if fast_decoder:
-            return _fast_postprocess(model_outputs, output_rle_mask, output_bboxes_mask, crops_nms_thresh)
+            return _fast_postprocess(
+                model_outputs, output_rle_mask, output_bboxes_mask, crops_nms_thresh, output_stability_scores
+            )
+        if output_stability_scores:
+            raise ValueError("`output_stability_scores=True` needs `fast_decoder=True`")
         for output in model_outputs:
             output["iou_scores"] = output["iou_scores"].reshape(-1)
             output["boxes"] = output["boxes"].reshape(-1, 4)
@@ -233,19 +295,24 @@ class HfPromptsegMaskGenerationPipeline(MaskGenerationPipeline):
         )
 
 
-def _fast_postprocess(model_outputs, output_rle_mask, output_bboxes_mask, crops_nms_thresh) -> dict[str, Any]:
+def _fast_postprocess(
+    model_outputs, output_rle_mask, output_bboxes_mask, crops_nms_thresh, output_stability_scores=False
+) -> dict[str, Any]:
     """Gather the point batches' RLE candidates and post-process them like the stock path (NMS, decode the kept)."""
-    run_lengths, scores, boxes, extra = [], [], [], {}
+    run_lengths, scores, boxes, stabilities, extra = [], [], [], [], {}
     for output in model_outputs:
         run_lengths += output.pop("masks")
         scores.append(output.pop("iou_scores").reshape(-1))
         boxes.append(output.pop("boxes").reshape(-1, 4))
+        stabilities.append(output.pop("stability_scores").reshape(-1))
         for key, value in output.items():
             extra.setdefault(key, []).append(value)
-    masks, scores, rles, boxes = post_process_for_mask_generation(
-        run_lengths, torch.cat(scores), torch.cat(boxes), crops_nms_thresh
-    )
+    scores, boxes = torch.cat(scores), torch.cat(boxes)
     optional = {}
+    if output_stability_scores:
+        # the same NMS as in `post_process_for_mask_generation`, to carry the stability scores of the kept masks
+        optional["stability_scores"] = torch.cat(stabilities)[nms(boxes.float(), scores.float(), crops_nms_thresh)]
+    masks, scores, rles, boxes = post_process_for_mask_generation(run_lengths, scores, boxes, crops_nms_thresh)
     if output_rle_mask:
         optional["rle_mask"] = rles
     if output_bboxes_mask:

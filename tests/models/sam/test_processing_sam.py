@@ -63,7 +63,61 @@ def test_prompt_validation(processor):
         processor(image, input_boxes=[[[0, 0, 201, 40]]])
     with pytest.raises(ValueError, match="without `input_points`"):
         processor(image, input_labels=[[1]])
-    with pytest.raises(ValueError, match="ragged"):
-        processor(image, input_points=[[[[10, 10], [20, 20]], [[30, 30]]]], input_labels=[[[1, 1], [1]]])
+    ragged = processor(image, input_points=[[[[10, 10], [20, 20]], [[30, 30]]]], input_labels=[[[1, 1], [1]]])
+    assert ragged["input_labels"].tolist() == [[[1, 1], [1, -10]]]
     encoded = processor(image, input_points=[[[200, 100], [-10, -10]]], input_labels=[[1, -10]], return_tensors="pt")
     assert encoded["input_points"].shape == (1, 1, 2, 2)
+
+
+def test_malformed_or_mismatched_uneven_prompts_name_the_image(processor):
+    image = np.zeros((100, 200, 3), dtype=np.uint8)
+    with pytest.raises(ValueError, match=r"`input_points`\[1\] is malformed at its point level"):
+        processor([image, image], input_points=[[[[1, 1]]], [[[1, 1], 3]]], input_labels=[[[1]], [[1, 1]]])
+    with pytest.raises(ValueError, match=r"`input_points`\[1\] and `input_labels`\[1\] do not match"):
+        processor([image, image], input_points=[[[[1, 1]]], [[[1, 1]], [[2, 2]]]], input_labels=[[[1]], [[1]]])
+    with pytest.raises(ValueError, match=r"`input_boxes`\[1\] has 3 coordinates"):
+        processor([image, image], input_boxes=[[[0, 0, 5, 5]], [[0, 0, 5]]])
+    with pytest.raises(ValueError, match=r"`input_points`\[1\] has 1 point\(s\) outside"):
+        processor([image, image], input_points=[[[[1, 1]]], [[[1, 1]], [[500, 2]]]], input_labels=[[[1]], [[1], [1]]])
+
+
+def _demo():
+    from transformers import AutoModelForMaskGeneration
+
+    from hf_promptseg.assets import demo_sam_path
+
+    model = AutoModelForMaskGeneration.from_pretrained(demo_sam_path(), dtype=torch.float32).eval()
+    return AutoProcessor.from_pretrained(demo_sam_path()), model
+
+
+@pytest.mark.parametrize("kind", ["points", "boxes"])
+def test_uneven_batch_equals_single_image_calls(kind):
+    """Images with 1, 3 and 0 prompts in one batch give what each image gives alone, padding removed."""
+    from hf_promptseg.data.scenes import make_scene
+
+    processor, model = _demo()
+    images = [make_scene(seed, 96, 128).image for seed in range(3)]
+    if kind == "points":
+        prompts = [[[[20, 30]]], [[[10, 10]], [[60, 40]], [[100, 80]]], []]
+        per_image = [{"input_points": [p], "input_labels": [[[1] * len(o) for o in p]]} for p in prompts]
+        batch = {"input_points": prompts, "input_labels": [[[1] * len(o) for o in p] for p in prompts]}
+    else:
+        prompts = [[[5, 5, 60, 50]], [[0, 0, 30, 30], [40, 20, 120, 90], [10, 50, 70, 95]], []]
+        per_image = [{"input_boxes": [p]} for p in prompts]
+        batch = {"input_boxes": prompts}
+    inputs = processor(images, return_tensors="pt", **batch)
+    assert processor.prompt_counts(inputs) == [1, 3, 0]
+    with torch.no_grad():
+        outputs = model(**inputs)
+    results = processor.split_by_image(outputs.pred_masks, outputs.iou_scores, inputs)
+    assert [r["masks"].shape[0] for r in results] == [1, 3, 0]
+    for image, prompt, result in zip(images, per_image, results):
+        if not result["masks"].shape[0]:
+            assert result["masks"].shape[-2:] == image.shape[:2]
+            continue
+        alone = processor(image, return_tensors="pt", **prompt)
+        with torch.no_grad():
+            single = model(**alone)
+        expected = processor.split_by_image(single.pred_masks, single.iou_scores, alone)[0]
+        torch.testing.assert_close(result["scores"], expected["scores"], atol=1e-5, rtol=0)
+        assert (result["masks"] != expected["masks"]).float().mean() < 1e-3

@@ -28,11 +28,13 @@ UPSCALE_CHUNK = 2  # prompts whose masks are upscaled together
 
 @dataclass
 class MaskCandidates:
-    """Masks that passed the filters: RLEs in the full image's frame, (N,) scores and (N, 4) XYXY boxes."""
+    """Masks that passed the filters: RLEs in the full image's frame, (N,) scores, (N, 4) XYXY boxes and (N,)
+    stability scores (IoU of the mask binarised at `mask_threshold` ± `stability_score_offset`)."""
 
     run_lengths: list[dict]
     scores: torch.Tensor
     boxes: torch.Tensor
+    stability_scores: torch.Tensor | None = None
 
 
 def _sorted_multimask_iou(decoder: FastSamMaskDecoder, iou_scores: torch.Tensor) -> tuple[torch.Tensor, bool]:
@@ -88,7 +90,7 @@ def generate_candidates(
     iou, _ = _sorted_multimask_iou(decoder, torch.cat([chunk.iou_scores for chunk in chunks]))
     keep = iou > pred_iou_thresh if pred_iou_thresh > 0.0 else torch.ones_like(iou, dtype=torch.bool)
     survivors = keep.any(dim=1).nonzero()[:, 0].tolist()
-    run_lengths, scores, boxes = [], [], []
+    run_lengths, scores, boxes, stabilities = [], [], [], []
     original_height, original_width = full_image_size
     offset = torch.tensor([crop_box[0], crop_box[1], crop_box[0], crop_box[1]])
     for start in range(0, len(survivors), UPSCALE_CHUNK):
@@ -113,13 +115,15 @@ def generate_candidates(
         selected = keep[index]
         masks = post_process(logits[selected])
         chunk_scores = iou[index][selected]
+        stability = _compute_stability_score(masks, mask_threshold, stability_score_offset)
         if stability_score_thresh > 0.0:
-            stable = _compute_stability_score(masks, mask_threshold, stability_score_offset) > stability_score_thresh
-            masks, chunk_scores = masks[stable], chunk_scores[stable]
+            stable = stability > stability_score_thresh
+            masks, chunk_scores, stability = masks[stable], chunk_scores[stable], stability[stable]
         masks = masks > mask_threshold
         chunk_boxes = _batched_mask_to_box(masks)
         inside = ~_is_box_near_crop_edge(chunk_boxes, crop_box, [0, 0, original_width, original_height])
         masks, chunk_scores, chunk_boxes = masks[inside], chunk_scores[inside], chunk_boxes[inside]
+        stabilities.append(stability[inside])
         masks = _pad_masks(masks, crop_box, original_height, original_width)
         run_lengths += encode_run_lengths(masks)
         scores.append(chunk_scores)
@@ -128,4 +132,5 @@ def generate_candidates(
         run_lengths=run_lengths,
         scores=torch.cat(scores) if scores else iou.new_zeros(0),
         boxes=torch.cat(boxes) if boxes else torch.zeros(0, 4, dtype=torch.long),
+        stability_scores=torch.cat(stabilities) if stabilities else iou.new_zeros(0),
     )

@@ -1,12 +1,14 @@
-"""SAM processor that checks prompts against the images they belong to."""
+"""SAM processor that checks prompts against the images they belong to and pads uneven prompt batches."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import numpy as np
+import torch
 from transformers import SamProcessor
 
+from hf_promptseg.models.sam.prompt_padding import is_ragged, pad_prompts
 from hf_promptseg.utils.validation import as_array, check_finite, check_last_dim, check_rank, to_numpy, where
 
 VALID_LABELS = (1, 0, -1)  # positive, negative, "not a point"; plus the pad value (default -10)
@@ -141,6 +143,7 @@ def _validate_image_prompts(
             raise ValueError(
                 f"`input_boxes`[{image_index}] has shape {boxes.shape}; expected (..., 4) `[x1, y1, x2, y2]`"
             )
+        boxes = boxes[~np.all(boxes == point_pad_value, axis=-1)]
         x1, y1, x2, y2 = (boxes[..., i] for i in range(4))
         if np.any(x2 < x1) or np.any(y2 < y1):
             raise ValueError(
@@ -158,6 +161,13 @@ class HfPromptsegSamProcessor(SamProcessor):
     Checks, per image: points are `[x, y]` inside the original image, as many labels as points, boxes are
     `[x1, y1, x2, y2]` inside the image; one prompt list per image (or several for a single image). Points labelled
     negative (padding) are exempt.
+
+    Uneven batches are padded instead of failing in numpy: images may carry different numbers of objects (point
+    prompts or boxes, including none) and objects different numbers of points. Padding follows transformers'
+    convention: padded points are `[-10, -10]` with label -10, padded boxes `[-10, -10, -10, -10]` (values kept
+    exactly in the returned tensors). `split_by_image` returns each image's masks and scores with the padding
+    removed. Padding whole objects is exact (objects are decoded independently); padding points *within* an object
+    adds transformers' zero "not a point" token, which changes that object's mask slightly.
 
     Example:
         >>> import numpy as np
@@ -180,27 +190,65 @@ class HfPromptsegSamProcessor(SamProcessor):
         input_masks: Any = None,
         **kwargs: Any,
     ):
-        """`SamProcessor.__call__`, with prompts checked first and `input_masks` (mask prompts) accepted."""
-        validate_sam_prompts(input_points, input_labels, input_boxes, kwargs.get("point_pad_value", -10))
+        """`SamProcessor.__call__`: uneven prompts padded, prompts checked first, `input_masks` (mask prompts) accepted."""
+        pad = self.point_pad_value if kwargs.get("point_pad_value") is None else kwargs["point_pad_value"]
+        padded = is_ragged(input_points) or is_ragged(input_labels) or is_ragged(input_boxes)
+        box_pad_rows = None
+        if padded:
+            input_points, input_labels, input_boxes, box_pad_rows = pad_prompts(
+                input_points, input_labels, input_boxes, pad
+            )
+        validate_sam_prompts(input_points, input_labels, input_boxes, pad)
         encoded = super().__call__(
-            images,
-            text,
-            segmentation_maps=segmentation_maps,
-            input_points=input_points,
-            input_labels=input_labels,
-            input_boxes=input_boxes,
-            **kwargs,
-        )
+            images, text, segmentation_maps=segmentation_maps, input_points=input_points, input_labels=input_labels,
+            input_boxes=input_boxes, **kwargs,
+        )  # fmt: skip
+        if padded:
+            # normalisation rescaled the pad coordinates; restore the exact pad value, as transformers' own padding does
+            if "input_points" in encoded and "input_labels" in encoded:
+                encoded["input_points"][encoded["input_labels"] == pad] = pad
+            if "input_boxes" in encoded and box_pad_rows is not None:
+                rows = encoded["input_boxes"]
+                rows[torch.from_numpy(box_pad_rows) if torch.is_tensor(rows) else box_pad_rows] = pad
         if input_masks is not None:
-            pad = self.image_processor.pad_size
-            size = (pad["height"] // 4, pad["width"] // 4)
+            pad_size = self.image_processor.pad_size
+            size = (pad_size["height"] // 4, pad_size["width"] // 4)
             masks = validate_mask_prompts(input_masks, len(encoded["original_sizes"]), size)
-            encoded["input_masks"] = masks
-            if kwargs.get("return_tensors") == "pt":
-                import torch
-
-                encoded["input_masks"] = torch.from_numpy(masks)
+            encoded["input_masks"] = torch.from_numpy(masks) if kwargs.get("return_tensors") == "pt" else masks
         return encoded
+
+    @staticmethod
+    def prompt_counts(inputs: dict[str, Any], point_pad_value: float = -10) -> list[int]:
+        """Number of real (unpadded) objects per image of a processor output; padding sits at the end."""
+        real = None
+        if inputs.get("input_labels") is not None:
+            labels = torch.as_tensor(inputs["input_labels"])
+            real = (labels != point_pad_value).flatten(2).any(-1)
+        if inputs.get("input_boxes") is not None:
+            boxes = torch.as_tensor(inputs["input_boxes"])
+            real_boxes = ~(boxes == point_pad_value).all(-1)
+            real = real_boxes if real is None else real | real_boxes
+        if real is None:
+            return [0] * len(inputs["original_sizes"])
+        return [int(row.nonzero().max()) + 1 if row.any() else 0 for row in real]
+
+    def split_by_image(
+        self, pred_masks: torch.Tensor, iou_scores: torch.Tensor, inputs: dict[str, Any], **post_process_kwargs: Any
+    ) -> list[dict[str, torch.Tensor]]:
+        """Per image, `masks` (objects, masks per object, H, W) at its original size and `scores`, padding removed.
+
+        Example:
+            >>> outputs = model(**inputs)  # doctest: +SKIP
+            >>> per_image = processor.split_by_image(outputs.pred_masks, outputs.iou_scores, inputs)  # doctest: +SKIP
+        """
+        masks = self.image_processor.post_process_masks(
+            pred_masks.cpu(), inputs["original_sizes"].cpu(), inputs["reshaped_input_sizes"].cpu(),
+            **post_process_kwargs,
+        )  # fmt: skip
+        return [
+            {"masks": image_masks[:count], "scores": iou_scores[index, :count].cpu()}
+            for index, (image_masks, count) in enumerate(zip(masks, self.prompt_counts(inputs)))
+        ]
 
     def _check_and_preprocess_points(self, input_points=None, input_labels=None, input_boxes=None):
         try:

@@ -63,6 +63,7 @@ class FastSam2MaskDecoder(FastSamMaskDecoder):
         sparse_prompt_embeddings: torch.Tensor,
         dense_prompt_embeddings: torch.Tensor,
         high_resolution_features: list[torch.Tensor] | tuple[torch.Tensor, torch.Tensor] | None = None,
+        image_key: object | None = None,
     ) -> DecodedPrompts:
         """Two-way transformer, IoU and object-score heads for P prompts of one image.
 
@@ -73,6 +74,7 @@ class FastSam2MaskDecoder(FastSamMaskDecoder):
             dense_prompt_embeddings: (1, C, h, w), the same for every prompt (no mask inputs).
             high_resolution_features: the first two maps of `get_image_embeddings` ((1, C/8, 4h, 4w) and
                 (1, C/4, 2h, 2w)); needed for `low_resolution_masks`.
+            image_key: as for `FastSamMaskDecoder.decode` (it names the high-resolution maps too).
         """
         if high_resolution_features is None or len(high_resolution_features) != 2:
             raise ValueError(
@@ -87,7 +89,11 @@ class FastSam2MaskDecoder(FastSamMaskDecoder):
                 f"{tuple(finest.shape[-2:])} and {tuple(middle.shape[-2:])}"
             )
         decoded = super().decode(
-            image_embeddings, image_positional_embeddings, sparse_prompt_embeddings, dense_prompt_embeddings
+            image_embeddings,
+            image_positional_embeddings,
+            sparse_prompt_embeddings,
+            dense_prompt_embeddings,
+            image_key=image_key,
         )
         decoded.object_score_logits = self.decoder.pred_obj_score_head(decoded.tokens[:, 0])
         decoded.high_resolution_features = (finest[:1], middle[:1])
