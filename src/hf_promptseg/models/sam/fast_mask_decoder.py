@@ -379,14 +379,17 @@ class FastSamMaskDecoder:
         # Pixels stay in the matmuls' own order, (y, x, ky1, kx1, ky2, kx2) for output pixel (4y+2ky1+ky2,
         # 4x+2kx1+kx2), so only the final masks are permuted into image order.
         first_matrix = first.weight.permute(0, 2, 3, 1).flatten(1)
-        upscaled = image.shared_product("upscale", lambda: image.shared @ first_matrix)
+        shared = image.shared_product("upscale", lambda: image.shared @ first_matrix)
+        # in place on the one (P', h·w, 2·2·O1) result: each extra copy of it costs as much as the additions
+        upscaled = image.coefficients[index].transpose(1, 2) @ (image.basis[index] @ first_matrix)
         if image.scale is not None:
-            upscaled = upscaled * image.scale[index][..., None]
-        upscaled = upscaled + image.coefficients[index].transpose(1, 2) @ (image.basis[index] @ first_matrix)
-        upscaled = upscaled + first.bias.repeat(4)  # (P', h·w, 2·2·O1)
+            upscaled.addcmul_(shared, image.scale[index][..., None])
+        else:
+            upscaled.add_(shared)
+        upscaled.add_(first.bias.repeat(4))
         skips = decoded.high_resolution_features
         if skips is not None:  # SAM2 adds projected Hiera features after each transposed convolution
-            upscaled = upscaled + image.shared_product("skip1", lambda: _in_kernel_order(skips[1][0], 1))
+            upscaled.add_(image.shared_product("skip1", lambda: _in_kernel_order(skips[1][0], 1)))
         upscaled = upscaled.view(count, -1, first.out_channels)
         norm = decoder.upscale_layer_norm
         upscaled = decoder.activation(F.layer_norm(upscaled, norm.normalized_shape, norm.weight, norm.bias, norm.eps))
@@ -394,7 +397,7 @@ class FastSamMaskDecoder:
         upscaled = torch.addmm(second.bias.repeat(4), upscaled.flatten(0, 1), second_matrix)
         if skips is not None:
             upscaled = upscaled.view(count, -1, 4 * second.out_channels)
-            upscaled = upscaled + image.shared_product("skip0", lambda: _in_kernel_order(skips[0][0], 2))
+            upscaled.add_(image.shared_product("skip0", lambda: _in_kernel_order(skips[0][0], 2)))
         upscaled = decoder.activation(upscaled).view(count, -1, second.out_channels)  # (P', h·w·2·2·2·2, O2)
         selected = range(1, decoder.num_mask_tokens) if multimask_output else range(1)
         mask_tokens = decoded.tokens[index]
