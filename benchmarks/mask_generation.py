@@ -46,7 +46,7 @@ def random_model(encoder: str):
     from torch import nn
     from transformers import SamConfig, SamModel
 
-    from hf_promptseg.training.presets import preset_sam_config
+    from hf_promptseg.models.sam.configuration_sam import preset_sam_config
 
     torch.manual_seed(0)
     config = SamConfig(vision_config=TINY_VISION) if encoder == "tiny" else preset_sam_config(encoder)

@@ -27,10 +27,10 @@ def _worker(preset: str, steps: int, batch_size: int, checkpointing: bool, preci
     from peft import get_peft_model
     from transformers import SamModel
 
+    from hf_promptseg.models.sam.configuration_sam import preset_sam_config
     from hf_promptseg.models.sam.prompt_free import prompt_free_logits
     from hf_promptseg.training.losses import build_loss
     from hf_promptseg.training.modeling import sam_core
-    from hf_promptseg.training.presets import preset_sam_config
     from hf_promptseg.tuners.sam_adapter import SamAdapterConfig
 
     torch.manual_seed(0)

@@ -30,15 +30,11 @@ from scipy.ndimage import label
 from tqdm.auto import tqdm
 from transformers import SamConfig, SamModel, get_cosine_schedule_with_warmup
 
+from hf_promptseg.assets import DEMO_SAM_CARD_SCENES, DEMO_SAM_CARD_SEED
 from hf_promptseg.data.scenes import Scene, make_scene, make_scenes
-from hf_promptseg.demo import (
-    CARD_EVAL_SCENES,
-    DEFAULT_EVAL_SEED,
-    PromptedSegmenter,
-    boundary_distance,
-    evaluate_prompts,
-)
 from hf_promptseg.models.sam.convert_sam_checkpoint import build_sam_processor
+from hf_promptseg.models.sam.prompted_segmentation import PromptedSegmenter, evaluate_prompted_segmentation
+from hf_promptseg.utils.prompt_geometry import boundary_distance
 
 IMAGE_SIZE = 128
 PATCH_SIZE = 8
@@ -380,9 +376,9 @@ def package(model_dir: Path, target: Path, training: str) -> None:
     from hf_promptseg.hub import write_model_card
     from hf_promptseg.utils.files import atomic_output_dir
 
-    held_out = make_scenes(CARD_EVAL_SCENES, seed=DEFAULT_EVAL_SEED, height=IMAGE_SIZE, width=IMAGE_SIZE)
+    held_out = make_scenes(DEMO_SAM_CARD_SCENES, seed=DEMO_SAM_CARD_SEED, height=IMAGE_SIZE, width=IMAGE_SIZE)
     segmenter = PromptedSegmenter(str(model_dir))
-    metrics = evaluate_prompts(segmenter, held_out)
+    metrics = evaluate_prompted_segmentation(segmenter, held_out)
     parameters = sum(p.numel() for p in segmenter.model.parameters()) / 1e6
     patch = segmenter.model.config.vision_config.patch_size
     with atomic_output_dir(target, overwrite=True) as tmp:
@@ -397,7 +393,7 @@ def package(model_dir: Path, target: Path, training: str) -> None:
             "`hf-promptseg demo`; it knows textured shapes, not natural images.",
             training=training,
             eval_results={"mean_iou_point": metrics["mean_iou_point"], "mean_iou_box": metrics["mean_iou_box"]},
-            eval_dataset=f"hf-promptseg synthetic scenes ({CARD_EVAL_SCENES} held-out, seed {DEFAULT_EVAL_SEED})",
+            eval_dataset=f"hf-promptseg synthetic scenes ({DEMO_SAM_CARD_SCENES} held-out, seed {DEMO_SAM_CARD_SEED})",
             datasets=None,
         )
     print(f"packaged {target}: {metrics}")

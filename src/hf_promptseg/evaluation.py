@@ -1,72 +1,12 @@
-"""`hf-promptseg evaluate`: prompt-free validation metrics of a SAM (optionally with an adapter) on a dataset.
+"""Moved: `evaluate_segmentation` to `hf_promptseg.training.evaluation`, the command to `hf_promptseg.commands.evaluate`."""
 
-    hf-promptseg evaluate --model run/best/base --adapter run/best --data path/to/COD10K/test --output metrics.json
+from hf_promptseg.utils.deprecation import moved_names
 
-Prints a table and writes JSON. Metrics: `cod` (S/E/weighted-F/MAE), `ber` (shadow) or `polyp` (IoU/Dice).
-"""
-
-from __future__ import annotations
-
-import argparse
-import json
-from pathlib import Path
-
-from accelerate import Accelerator
-from torch.utils.data import DataLoader
-
-from hf_promptseg.data.segmentation import SegmentationTransform, collate_segmentation, load_segmentation_dataset
-from hf_promptseg.training.modeling import load_base_model, sam_core
-from hf_promptseg.training.trainer import evaluate_model
-
-
-def evaluate_segmentation(
-    model: str,
-    data: str,
-    adapter: str | None = None,
-    metric_set: str = "cod",
-    image_size: int | None = None,
-    batch_size: int = 2,
-    split: str = "test",
-) -> dict[str, float]:
-    """Metrics of `model` (+ `adapter`) on every sample of `data` (any source `load_segmentation_dataset` takes)."""
-    network = load_base_model(model)
-    if adapter:
-        from peft import PeftModel
-
-        network = PeftModel.from_pretrained(network, adapter)
-    size = image_size or sam_core(network).config.vision_config.image_size
-    dataset = load_segmentation_dataset(data, split).with_transform(SegmentationTransform(size))
-    accelerator = Accelerator()
-    loader = accelerator.prepare(DataLoader(dataset, batch_size=batch_size, collate_fn=collate_segmentation))
-    network = accelerator.prepare(network)
-    return evaluate_model(network, loader, accelerator, metric_set)
-
-
-def format_table(metrics: dict[str, float]) -> str:
-    width = max(len(name) for name in metrics)
-    return "\n".join(f"{name:<{width}}  {value:.4f}" for name, value in metrics.items())
-
-
-def add_cli_parser(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("evaluate", help="prompt-free validation metrics of a SAM / SAM-Adapter")
-    parser.add_argument("--model", required=True, help="SAM dir or Hub id (the base model for --adapter)")
-    parser.add_argument("--adapter", help="PEFT adapter dir or Hub id (SAM-Adapter or LoRA)")
-    parser.add_argument("--data", required=True, help="COD-style folder, imagefolder, parquet, Hub id, synthetic:N")
-    parser.add_argument("--metrics", default="cod", choices=["cod", "ber", "polyp"])
-    parser.add_argument("--image-size", type=int)
-    parser.add_argument("--batch-size", type=int, default=2)
-    parser.add_argument("--split", default="test", help="split of a Hub dataset")
-    parser.add_argument("--output", type=Path, help="write the metrics as JSON here")
-    parser.set_defaults(func=_run)
-
-
-def _run(args: argparse.Namespace) -> int:
-    metrics = evaluate_segmentation(
-        args.model, args.data, args.adapter, args.metrics, args.image_size, args.batch_size, args.split
-    )
-    print(format_table(metrics))
-    if args.output:
-        args.output.parent.mkdir(parents=True, exist_ok=True)
-        args.output.write_text(json.dumps(metrics, indent=2))
-        print(f"wrote {args.output}")
-    return 0
+__getattr__ = moved_names(
+    __name__,
+    {
+        "evaluate_segmentation": "hf_promptseg.training.evaluation",
+        "evaluate_model": "hf_promptseg.training.evaluation",
+        "format_table": "hf_promptseg.commands.evaluate",
+    },
+)

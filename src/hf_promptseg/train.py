@@ -1,88 +1,22 @@
-"""`hf-promptseg train` / `accelerate launch -m hf_promptseg.train`: fine-tune SAM from a YAML/JSON config and flags.
+"""Moved to `hf_promptseg.commands.train`; `python -m hf_promptseg.train` still runs it, with a warning.
 
-    hf-promptseg train --config examples/configs/synthetic-tiny.yaml --output-dir run
-    accelerate launch -m hf_promptseg.train --config examples/configs/cod-sam-vit-b.yaml --output-dir run
-    ACCELERATE_USE_CPU=1 torchrun --standalone --nproc_per_node 2 -m hf_promptseg.train --config ... --output-dir run
-
-Flags override the config file; every field of `ModelArguments`, `DataArguments` and
-`SegmentationTrainingArguments` is a flag (`--help` lists them). Rerunning with the same `--output-dir` resumes.
+The new spellings are `hf-promptseg train ...` and `accelerate launch -m hf_promptseg train ...`.
 """
 
-from __future__ import annotations
-
-import argparse
-import json
 import sys
-from collections.abc import Sequence
-from pathlib import Path
-from typing import Any
+import warnings
 
-from hf_promptseg.training.arguments import DataArguments, ModelArguments, SegmentationTrainingArguments
+from hf_promptseg.utils.deprecation import moved_names
 
-ARGUMENT_CLASSES = (ModelArguments, DataArguments, SegmentationTrainingArguments)
-
-
-def read_config_file(path: str | Path) -> dict[str, Any]:
-    """A flat mapping of argument names from a `.yaml`/`.yml` or `.json` file."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"config file not found: {path}")
-    if path.suffix in (".yaml", ".yml"):
-        import yaml
-
-        values = yaml.safe_load(path.read_text()) or {}
-    elif path.suffix == ".json":
-        values = json.loads(path.read_text())
-    else:
-        raise ValueError(f"config file must be .yaml, .yml or .json, got {path.name}")
-    if not isinstance(values, dict):
-        raise ValueError(f"{path}: expected a mapping of argument names to values")
-    return values
-
-
-def parse_train_arguments(
-    argv: Sequence[str] | None = None,
-) -> tuple[ModelArguments, DataArguments, SegmentationTrainingArguments]:
-    """Parse `--config FILE` (optional) and flags into the three argument dataclasses; flags win."""
-    from transformers import HfArgumentParser
-
-    pre = argparse.ArgumentParser(add_help=False)
-    pre.add_argument("--config")
-    known, rest = pre.parse_known_args(argv)
-    parser = HfArgumentParser(ARGUMENT_CLASSES, prog="hf-promptseg train", description=__doc__.split("\n\n")[0])
-    parser.epilog = "--config FILE: YAML or JSON mapping of any of these arguments (flags override it)"
-    if known.config:
-        values = read_config_file(known.config)
-        valid = {action.dest for action in parser._actions}
-        unknown = sorted(set(values) - valid)
-        if unknown:
-            raise ValueError(f"{known.config}: unknown arguments {unknown}")
-        parser.set_defaults(**values)
-    model_args, data_args, training_args = parser.parse_args_into_dataclasses(args=list(rest))
-    return model_args, data_args, training_args
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    from hf_promptseg.training.trainer import SegmentationTrainer
-
-    model_args, data_args, training_args = parse_train_arguments(argv)
-    results = SegmentationTrainer(model_args, data_args, training_args).train()
-    if "after" in results:
-        print(json.dumps({"before": results["before"], "after": results["after"]}, indent=2))
-        print(f"best model: {Path(training_args.output_dir) / 'best'}")
-    else:
-        print(f"stopped at step {results['stopped_at_step']}; rerun with the same --output-dir to resume")
-    return 0
-
-
-def add_cli_parser(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        "train",
-        help="fine-tune SAM (SAM-Adapter, LoRA, full, decoder); see `hf-promptseg train --help`",
-        add_help=False,
-    )
-    parser.set_defaults(func=lambda args: main(args.extra_args), accepts_extra_args=True)
-
+_NAMES = ("ARGUMENT_CLASSES", "main", "parse_train_arguments", "read_config_file")
+__getattr__ = moved_names(__name__, {name: "hf_promptseg.commands.train" for name in _NAMES})
 
 if __name__ == "__main__":
+    warnings.warn(
+        "`python -m hf_promptseg.train` moved to `python -m hf_promptseg train` (or `hf-promptseg train`)",
+        FutureWarning,
+        stacklevel=1,
+    )
+    from hf_promptseg.commands.train import main
+
     sys.exit(main())

@@ -12,6 +12,7 @@ from hf_promptseg.data.segmentation import (
     load_segmentation_dataset,
     random_flip_scale_crop,
 )
+from hf_promptseg.models.sam_adapter.predict import reference_image_processor
 
 
 def _write_pairs(images_dir, masks_dir, count=3, size=40, mask_suffix=".png"):
@@ -61,13 +62,24 @@ def test_imagefolder_with_metadata_and_parquet(tmp_path):
     assert len(from_parquet) == 4 and from_parquet[0]["mask"].mode == "L"
 
 
-def test_transform_resizes_normalises_and_keeps_soft_masks():
-    dataset = camouflage_dataset(2, size=48).with_transform(SegmentationTransform(32))
+def test_transform_uses_the_model_processor_and_keeps_soft_masks():
+    processor = reference_image_processor(32)
+    dataset = camouflage_dataset(2, size=48).with_transform(SegmentationTransform(processor))
     batch = collate_segmentation([dataset[0], dataset[1]])
     assert batch["pixel_values"].shape == (2, 3, 32, 32) and batch["labels"].shape == (2, 1, 32, 32)
+    expected = processor([dataset.with_format(None)[0]["image"]], return_tensors="pt")["pixel_values"][0]
+    assert torch.equal(batch["pixel_values"][0], expected)
     assert set(batch["labels"].unique().tolist()) <= {0.0, 1.0}
-    soft = SegmentationTransform(16).labels(Image.fromarray(np.full((16, 16), 128, np.uint8)))
+    soft = SegmentationTransform(processor).labels(Image.fromarray(np.full((16, 16), 128, np.uint8)), (16, 16))
     assert torch.allclose(soft, torch.full((1, 16, 16), 128 / 255))
+
+
+def test_an_image_size_still_works_with_a_warning():
+    with pytest.warns(FutureWarning, match="pass the model's image processor"):
+        transform = SegmentationTransform(32)
+    assert transform.image_processor.to_dict() == reference_image_processor(32).to_dict()
+    with pytest.raises(TypeError, match="`image_processor` must be an image processor"):
+        SegmentationTransform("32")
 
 
 def test_augmentation_moves_image_and_mask_together():

@@ -11,7 +11,7 @@ import pytest
 import torch
 from scipy.ndimage import distance_transform_edt
 
-from hf_promptseg.demo import bounding_box
+from hf_promptseg.utils.prompt_geometry import bounding_box
 
 SCRIPT = Path(__file__).resolve().parents[2] / "examples" / "train_demo_sam.py"
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from hf_promptseg.train import parse_train_arguments
+from hf_promptseg.commands.train import parse_train_arguments
 from hf_promptseg.training import DataArguments, ModelArguments, SegmentationTrainer, SegmentationTrainingArguments
 
 REPO = Path(__file__).resolve().parents[2]

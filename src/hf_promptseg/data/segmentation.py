@@ -6,8 +6,8 @@ Sources, picked by `load_segmentation_dataset(source)`:
 - a parquet file or folder, or any Hub dataset id, with an image and a mask column;
 - `synthetic:<count>[:<seed>[:<size>]]`, the camouflage generator (`hf_promptseg.data.camouflage`).
 
-`SegmentationTransform` is the `with_transform` step (resize to the model's square input, ImageNet normalisation as
-SAM-Adapter does); `random_flip_scale_crop` augments batches on tensors with an explicit generator, so a resumed
+`SegmentationTransform` is the `with_transform` step (the model's own image processor for images, masks resized to
+match); `random_flip_scale_crop` augments batches on tensors with an explicit generator, so a resumed
 run draws exactly the augmentations an uninterrupted run would.
 """
 
@@ -22,8 +22,6 @@ import torch.nn.functional as F
 from PIL import Image
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 def _images_by_stem(folder: Path) -> dict[str, Path]:
@@ -106,33 +104,51 @@ def _as_pil(value: Any) -> Image.Image:
 
 
 class SegmentationTransform:
-    """`dataset.with_transform(SegmentationTransform(1024))`: `pixel_values` (3, S, S) and `labels` (1, S, S).
+    """`dataset.with_transform(SegmentationTransform(image_processor))`: `pixel_values` (3, S, S), `labels` (1, S, S).
 
-    Images are resized bilinearly to S×S (aspect not kept) and normalised with ImageNet statistics, as SAM-Adapter
-    trains; masks are resized with nearest neighbour and scaled to [0, 1] (soft masks stay soft).
+    `image_processor` is the model's own (the one saved beside it), so training, evaluation and serving feed the model
+    the same pixel values; masks are resized with nearest neighbour to the processor's output size and scaled to
+    [0, 1] (soft masks stay soft). An `int` S (deprecated) stands for SAM-Adapter's reference preprocessing at S².
     """
 
-    def __init__(self, image_size: int) -> None:
-        if image_size < 16:
-            raise ValueError(f"`image_size` must be at least 16, got {image_size}")
-        self.image_size = image_size
-        self._mean = torch.tensor(IMAGENET_MEAN).view(3, 1, 1)
-        self._std = torch.tensor(IMAGENET_STD).view(3, 1, 1)
+    def __init__(self, image_processor: Any) -> None:
+        if isinstance(image_processor, int):
+            image_processor = _deprecated_size_argument(image_processor)
+        if not callable(image_processor):
+            raise TypeError(
+                f"`image_processor` must be an image processor (callable on images), got {type(image_processor).__name__}"
+            )
+        self.image_processor = image_processor
 
     def pixel_values(self, image: Any) -> torch.Tensor:
-        image = _as_pil(image).convert("RGB").resize((self.image_size, self.image_size), Image.BILINEAR)
-        array = torch.from_numpy(np.asarray(image, dtype=np.float32) / 255.0).permute(2, 0, 1)
-        return (array - self._mean) / self._std
+        return self.image_processor([_as_pil(image).convert("RGB")], return_tensors="pt")["pixel_values"][0]
 
-    def labels(self, mask: Any) -> torch.Tensor:
-        mask = _as_pil(mask).convert("L").resize((self.image_size, self.image_size), Image.NEAREST)
+    def labels(self, mask: Any, size: tuple[int, int]) -> torch.Tensor:
+        mask = _as_pil(mask).convert("L").resize((size[1], size[0]), Image.NEAREST)
         return torch.from_numpy(np.asarray(mask, dtype=np.float32) / 255.0)[None]
 
     def __call__(self, batch: dict[str, list]) -> dict[str, list[torch.Tensor]]:
+        pixel_values = [self.pixel_values(image) for image in batch["image"]]
         return {
-            "pixel_values": [self.pixel_values(image) for image in batch["image"]],
-            "labels": [self.labels(mask) for mask in batch["mask"]],
+            "pixel_values": pixel_values,
+            "labels": [self.labels(mask, tuple(p.shape[-2:])) for mask, p in zip(batch["mask"], pixel_values)],
         }
+
+
+def _deprecated_size_argument(image_size: int):
+    import warnings
+
+    from hf_promptseg.models.sam_adapter.predict import reference_image_processor
+
+    if image_size < 16:
+        raise ValueError(f"`image_size` must be at least 16, got {image_size}")
+    warnings.warn(
+        "`SegmentationTransform(image_size)` is deprecated: pass the model's image processor "
+        "(`hf_promptseg.models.sam_adapter.predict.reference_image_processor(image_size)` for the reference's)",
+        FutureWarning,
+        stacklevel=3,
+    )
+    return reference_image_processor(image_size)
 
 
 def collate_segmentation(examples: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:

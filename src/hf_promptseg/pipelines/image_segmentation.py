@@ -1,8 +1,9 @@
-"""`pipeline("image-segmentation")` for SAM-Adapter models: the prompt-free foreground mask.
+"""`pipeline("image-segmentation")` that also serves SAM models without prompts (SAM-Adapter and friends).
 
-transformers' image-segmentation pipeline does not know SAM. This subclass serves SAM models (a SamModel with a
-loaded adapter, a PeftModel, or an adapter directory/repo whose `base_model_name_or_path` points at its SAM) and
-hands every other model to the stock implementation unchanged.
+transformers' image-segmentation pipeline does not know SAM. `HfPromptsegImageSegmentationPipeline` is registered
+for the task in its place and decides in one spot, `__new__`, which pipeline serves the model:
+`PromptFreeSamSegmentationPipeline` for SAM models (a SamModel with a loaded adapter, a PeftModel, or an adapter
+directory/repo whose `base_model_name_or_path` points at its SAM), transformers' own class for every other model.
 
 Example:
 
@@ -22,66 +23,67 @@ from typing import Any
 import numpy as np
 import torch
 from PIL import Image
-from transformers import AutoModelForImageSegmentation, AutoModelForMaskGeneration, AutoModelForSemanticSegmentation
-from transformers.pipelines import PIPELINE_REGISTRY
+from transformers import (
+    AutoModelForImageSegmentation,
+    AutoModelForMaskGeneration,
+    AutoModelForSemanticSegmentation,
+    Pipeline,
+)
+from transformers.image_utils import load_image
 from transformers.pipelines.image_segmentation import ImageSegmentationPipeline
-from transformers.utils import logging
 
-from hf_promptseg.models.sam_adapter.predict import predict_masks, reference_image_processor
+from hf_promptseg.models.sam_adapter.predict import predict_masks, prompt_free_image_processor
+from hf_promptseg.pipelines import register_task_pipeline
 
 
-def _is_sam(model: Any) -> bool:
+def is_sam_model(model: Any) -> bool:
+    """SAM-family models (directly or under PEFT) carry a vision encoder and a mask decoder config."""
     config = getattr(model, "config", None)
     return config is not None and hasattr(config, "vision_config") and hasattr(config, "mask_decoder_config")
 
 
-class SamAdapterImageSegmentationPipeline(ImageSegmentationPipeline):
-    """Foreground segmentation without prompts for SAM(-Adapter) models; other models take the stock path.
+class PromptFreeSamSegmentationPipeline(Pipeline):
+    """Foreground segmentation without prompts for SAM(-Adapter) models.
 
     Output per image: `[{"score": mean foreground probability inside the mask, "label": "foreground",
     "mask": PIL "L" image (0/255) at the original size}]`, the format of transformers' image-segmentation pipeline.
     Call options: `threshold` (probability above which a pixel is foreground, default 0.5).
+
+    Preprocessing is the one the model trained with (`prompt_free_image_processor`): a square-mode processor passed
+    as `image_processor`, else the reference's square resize at the model's input size (which is also what
+    hf_promptseg's trainer saves beside the model). For an adapter directory transformers hands over the *base*
+    model's processor, SAM's resize + pad for prompts, which is therefore not used here.
     """
+
+    _load_processor = False
+    _load_image_processor = True
+    _load_feature_extractor = False
+    _load_tokenizer = False
 
     def __init__(self, *args, **kwargs):
         model = kwargs.get("model", args[0] if args else None)
-        if _is_sam(model):
-            # A SAM directory ships SAM's resize + pad processor (for prompts); prompt-free SAM-Adapter uses the
-            # reference's plain square resize unless a square-mode processor is given explicitly.
-            if getattr(kwargs.get("image_processor"), "resize_mode", None) != "square":
-                kwargs["image_processor"] = reference_image_processor(model.config.vision_config.image_size)
-            super(ImageSegmentationPipeline, self).__init__(*args, **kwargs)
-        else:
-            super().__init__(*args, **kwargs)
+        kwargs["image_processor"] = prompt_free_image_processor(
+            model.config.vision_config.image_size, kwargs.get("image_processor")
+        )
+        super().__init__(*args, **kwargs)
 
-    def _sanitize_parameters(self, **kwargs):
-        if not _is_sam(self.model):
-            return super()._sanitize_parameters(**kwargs)
+    def _sanitize_parameters(self, threshold=None, timeout=None, **kwargs):
         postprocess = {}
-        if "threshold" in kwargs:
-            threshold = kwargs["threshold"]
+        if threshold is not None:
             if not 0.0 <= float(threshold) <= 1.0:
                 raise ValueError(f"`threshold` must be in [0, 1], got {threshold}")
             postprocess["threshold"] = float(threshold)
-        preprocess = {"timeout": kwargs["timeout"]} if "timeout" in kwargs else {}
+        preprocess = {"timeout": timeout} if timeout is not None else {}
         return preprocess, {}, postprocess
 
-    def preprocess(self, image, subtask=None, timeout=None):
-        if not _is_sam(self.model):
-            return super().preprocess(image, subtask=subtask, timeout=timeout)
-        from transformers.image_utils import load_image
-
+    def preprocess(self, image, timeout=None):
         return {"image": load_image(image, timeout=timeout)}
 
     def _forward(self, model_inputs):
-        if not _is_sam(self.model):
-            return super()._forward(model_inputs)
         probability = predict_masks(self.model, [model_inputs["image"]], self.image_processor)[0]
         return {"probability": torch.from_numpy(probability)}
 
-    def postprocess(self, model_outputs, threshold: float = 0.5, **kwargs):
-        if not _is_sam(self.model):
-            return super().postprocess(model_outputs, threshold=threshold, **kwargs)
+    def postprocess(self, model_outputs, threshold: float = 0.5):
         probability = model_outputs["probability"].numpy()
         foreground = probability > threshold
         score = float(probability[foreground].mean()) if foreground.any() else 0.0
@@ -89,17 +91,29 @@ class SamAdapterImageSegmentationPipeline(ImageSegmentationPipeline):
         return [{"score": score, "label": "foreground", "mask": mask}]
 
 
+class HfPromptsegImageSegmentationPipeline(ImageSegmentationPipeline):
+    """transformers' image-segmentation pipeline, except that SAM models get `PromptFreeSamSegmentationPipeline`."""
+
+    def __new__(cls, *args, **kwargs):
+        model = kwargs.get("model", args[0] if args else None)
+        if cls is HfPromptsegImageSegmentationPipeline and is_sam_model(model):
+            return PromptFreeSamSegmentationPipeline(*args, **kwargs)
+        return super().__new__(cls)
+
+
 def register_image_segmentation_pipeline() -> None:
-    """Serve `pipeline("image-segmentation")` with the SAM-aware subclass (other models behave as before)."""
-    pipelines_logger = logging.get_logger("transformers.pipelines.base")
-    level = pipelines_logger.level
-    pipelines_logger.setLevel(logging.ERROR)  # the "Overwriting pipeline" warning is expected here
-    try:
-        PIPELINE_REGISTRY.register_pipeline(
-            "image-segmentation",
-            pipeline_class=SamAdapterImageSegmentationPipeline,
-            pt_model=(AutoModelForImageSegmentation, AutoModelForSemanticSegmentation, AutoModelForMaskGeneration),
-            type="multimodal",
-        )
-    finally:
-        pipelines_logger.setLevel(level)
+    """Serve `pipeline("image-segmentation")` with the SAM-aware class (other models behave as before)."""
+    register_task_pipeline(
+        "image-segmentation",
+        HfPromptsegImageSegmentationPipeline,
+        (AutoModelForImageSegmentation, AutoModelForSemanticSegmentation, AutoModelForMaskGeneration),
+        type="multimodal",
+    )
+
+
+__all__ = [
+    "HfPromptsegImageSegmentationPipeline",
+    "PromptFreeSamSegmentationPipeline",
+    "is_sam_model",
+    "register_image_segmentation_pipeline",
+]

@@ -16,16 +16,17 @@ from typing import Any
 
 import torch
 from transformers import AutoModelForMaskGeneration
-from transformers.pipelines import PIPELINE_REGISTRY
 from transformers.pipelines.mask_generation import MaskGenerationPipeline
-from transformers.utils import logging
 
 from hf_promptseg.models.sam.fast_mask_decoder import FastSamMaskDecoder
 from hf_promptseg.models.sam.fast_mask_generation import generate_candidates
-from hf_promptseg.models.sam.image_processing_sam import HfPromptsegSamImageProcessor, validate_images
+from hf_promptseg.models.sam.image_processing_sam import (
+    HfPromptsegSamImageProcessor,
+    post_process_for_mask_generation,
+    validate_images,
+)
 from hf_promptseg.models.sam.row_chunked_attention import row_chunked_vision_attention
-from hf_promptseg.utils.boxes import nms
-from hf_promptseg.utils.run_length import decode_run_lengths, run_lengths_as_lists
+from hf_promptseg.pipelines import register_task_pipeline
 
 
 def _stack_intermediate(intermediate: Any) -> list[torch.Tensor]:
@@ -216,7 +217,7 @@ class HfPromptsegMaskGenerationPipeline(MaskGenerationPipeline):
 
 
 def _fast_postprocess(model_outputs, output_rle_mask, output_bboxes_mask, crops_nms_thresh) -> dict[str, Any]:
-    """NMS over all candidates of an image, then decode only the kept RLEs (stock output format)."""
+    """Gather the point batches' RLE candidates and post-process them like the stock path (NMS, decode the kept)."""
     run_lengths, scores, boxes, extra = [], [], [], {}
     for output in model_outputs:
         run_lengths += output.pop("masks")
@@ -224,31 +225,20 @@ def _fast_postprocess(model_outputs, output_rle_mask, output_bboxes_mask, crops_
         boxes.append(output.pop("boxes").reshape(-1, 4))
         for key, value in output.items():
             extra.setdefault(key, []).append(value)
-    scores, boxes = torch.cat(scores), torch.cat(boxes)
-    keep = nms(boxes.float(), scores.float(), crops_nms_thresh)
-    kept = run_lengths_as_lists([run_lengths[i] for i in keep.tolist()])
+    masks, scores, rles, boxes = post_process_for_mask_generation(
+        run_lengths, torch.cat(scores), torch.cat(boxes), crops_nms_thresh
+    )
     optional = {}
     if output_rle_mask:
-        optional["rle_mask"] = kept
+        optional["rle_mask"] = rles
     if output_bboxes_mask:
-        optional["bounding_boxes"] = boxes[keep]
-    return {"masks": [decode_run_lengths(rle) for rle in kept], "scores": scores[keep], **optional, **extra}
+        optional["bounding_boxes"] = boxes
+    return {"masks": masks, "scores": scores, **optional, **extra}
 
 
 def register_mask_generation_pipeline() -> None:
     """Serve `pipeline("mask-generation")` with `HfPromptsegMaskGenerationPipeline` (replacing the stock class)."""
-    pipelines_logger = logging.get_logger("transformers.pipelines.base")
-    level = pipelines_logger.level
-    pipelines_logger.setLevel(logging.ERROR)  # the "Overwriting pipeline" warning is expected here
-    try:
-        PIPELINE_REGISTRY.register_pipeline(
-            "mask-generation",
-            pipeline_class=HfPromptsegMaskGenerationPipeline,
-            pt_model=AutoModelForMaskGeneration,
-            type="image",
-        )
-    finally:
-        pipelines_logger.setLevel(level)
+    register_task_pipeline("mask-generation", HfPromptsegMaskGenerationPipeline, AutoModelForMaskGeneration, "image")
 
 
 __all__ = ["HfPromptsegMaskGenerationPipeline", "register_mask_generation_pipeline"]

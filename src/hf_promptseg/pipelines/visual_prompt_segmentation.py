@@ -16,9 +16,9 @@ import numpy as np
 import torch
 from PIL import Image
 from transformers import Pipeline
-from transformers.pipelines import PIPELINE_REGISTRY
 
-from hf_promptseg.models.dinov.modeling_dinov import DinovForVisualPromptSegmentation, content_boxes
+from hf_promptseg.models.dinov.modeling_dinov import DinovForVisualPromptSegmentation, category_prompt_tokens
+from hf_promptseg.pipelines import register_task_pipeline
 
 TASKS = ("referring", "generic")
 SUBTASKS = ("instance", "semantic", "panoptic")
@@ -92,40 +92,31 @@ class VisualPromptSegmentationPipeline(Pipeline):
 
     def _forward(self, model_inputs, task="referring", labels=None, prompt_bank=None, num_examples=16, seed=0):
         model = self.model
-        target = model_inputs["target"]
-        features = model.model.get_image_features(target["pixel_values"].to(self.device))
         if prompt_bank is not None:
             if task != "generic":
                 raise ValueError("a `prompt_bank` holds categories: use it with task='generic'")
-            queries = prompt_bank.category_queries(model, num_examples=num_examples, seed=seed)
+            tokens = prompt_bank.sample_means(num_examples=num_examples, seed=seed)
             names = prompt_bank.categories
         else:
             if "references" not in model_inputs:
                 raise ValueError(
                     "pass `prompts` (and optionally `reference_images`) or, for task='generic', a `prompt_bank`"
                 )
-            tokens = []
-            for reference in model_inputs["references"]:
-                reference_features = model.model.get_image_features(reference["pixel_values"].to(self.device))
-                tokens.append(
-                    model.model.encode_visual_prompts(
-                        reference_features.multi_scale_features, reference["prompt_masks"].to(self.device)
+            tokens = torch.cat(
+                [
+                    model.encode_visual_prompts(
+                        reference["pixel_values"].to(self.device), reference["prompt_masks"].to(self.device)
                     ).tokens[0]
-                )
-            tokens = torch.cat(tokens)
+                    for reference in model_inputs["references"]
+                ]
+            )
             names = list(range(len(tokens))) if labels is None else list(labels)
-            if len(names) != len(tokens):
-                raise ValueError(f"`labels` names {len(names)} prompts but there are {len(tokens)}")
             if task == "generic":
-                unique = list(dict.fromkeys(names))
-                tokens = torch.stack([tokens[[i for i, n in enumerate(names) if n == u]].mean(0) for u in unique])
-                names = unique
-            queries = model.model.prompt_queries(tokens[None])[0]
-        boxes = content_boxes(queries)
-        if task == "generic":
-            outputs = model.generic(features, queries, boxes)
-        else:
-            outputs = model.referring(features, queries, boxes, tuple(target["pixel_values"].shape[-2:]))
+                tokens, names = category_prompt_tokens(tokens, names)
+            elif len(names) != len(tokens):
+                raise ValueError(f"`labels` names {len(names)} prompts but there are {len(tokens)}")
+        target = model_inputs["target"]
+        outputs = model(target["pixel_values"].to(self.device), prompt_tokens=tokens[None], task=task)
         return {"outputs": outputs, "names": names, "image_size": target["image_sizes"][0].tolist(),
                 "original_size": model_inputs["original_size"]}  # fmt: skip
 
@@ -168,11 +159,8 @@ class VisualPromptSegmentationPipeline(Pipeline):
 
 
 def register_visual_prompt_segmentation_pipeline() -> None:
-    PIPELINE_REGISTRY.register_pipeline(
-        "visual-prompt-segmentation",
-        pipeline_class=VisualPromptSegmentationPipeline,
-        pt_model=DinovForVisualPromptSegmentation,
-        type="image",
+    register_task_pipeline(
+        "visual-prompt-segmentation", VisualPromptSegmentationPipeline, DinovForVisualPromptSegmentation, "image"
     )
 
 

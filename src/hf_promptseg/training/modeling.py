@@ -5,8 +5,14 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from hf_promptseg.assets import demo_sam_path
+from hf_promptseg.models.sam.configuration_sam import preset_sam_config
 from hf_promptseg.training.arguments import ModelArguments
-from hf_promptseg.training.presets import preset_sam_config
+
+
+def base_model_location(base_model: str) -> str:
+    """Where `base_model` is loaded from: the embedded demo SAM's directory for `"demo"`, else the name itself."""
+    return demo_sam_path() if base_model == "demo" else base_model
 
 
 def load_base_model(base_model: str, seed: int = 0) -> nn.Module:
@@ -25,12 +31,7 @@ def load_base_model(base_model: str, seed: int = 0) -> nn.Module:
         return model
     from transformers import AutoModelForMaskGeneration
 
-    if base_model == "demo":
-        from hf_promptseg.demo import default_model_path
-
-        base_model = default_model_path()
-
-    return AutoModelForMaskGeneration.from_pretrained(base_model, dtype=torch.float32)
+    return AutoModelForMaskGeneration.from_pretrained(base_model_location(base_model), dtype=torch.float32)
 
 
 def _freeze_all_but(model: nn.Module, prefixes: tuple[str, ...]) -> None:

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 from accelerate import Accelerator, DataLoaderConfiguration, DistributedDataParallelKwargs
-from accelerate.utils import broadcast_object_list, set_seed
+from accelerate.utils import set_seed
 from safetensors.torch import load_file, save_file
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
@@ -35,12 +35,13 @@ from hf_promptseg.data.segmentation import (
     load_segmentation_dataset,
     random_flip_scale_crop,
 )
-from hf_promptseg.metrics import METRIC_DIRECTIONS, make_accumulator
+from hf_promptseg.metrics import METRIC_DIRECTIONS
 from hf_promptseg.models.sam.prompt_free import prompt_free_logits
-from hf_promptseg.models.sam_adapter.predict import reference_image_processor
+from hf_promptseg.models.sam_adapter.predict import load_prompt_free_image_processor
 from hf_promptseg.training.arguments import DataArguments, ModelArguments, SegmentationTrainingArguments
+from hf_promptseg.training.evaluation import evaluate_model
 from hf_promptseg.training.losses import build_loss
-from hf_promptseg.training.modeling import build_training_model, load_base_model, sam_core
+from hf_promptseg.training.modeling import base_model_location, build_training_model, load_base_model, sam_core
 from hf_promptseg.utils.files import atomic_output_dir
 
 PROGRESS_FILE = "progress.json"
@@ -53,8 +54,8 @@ def _atomic_write_text(path: Path, text: str) -> None:
     partial.replace(path)
 
 
-def build_datasets(data_args: DataArguments, image_size: int, seed: int):
-    """Train and validation `datasets.Dataset`s with the `SegmentationTransform` attached."""
+def build_datasets(data_args: DataArguments, image_processor, seed: int):
+    """Train and validation `datasets.Dataset`s with the `SegmentationTransform` of `image_processor` attached."""
     if not data_args.train_data:
         raise ValueError("`train_data` is required (a folder, parquet, Hub id or 'synthetic:<count>')")
     train = load_segmentation_dataset(data_args.train_data, "train", data_args.image_column, data_args.mask_column)
@@ -67,8 +68,14 @@ def build_datasets(data_args: DataArguments, image_size: int, seed: int):
             raise ValueError("`train_data` needs at least 2 samples to split off a validation set")
         split = train.train_test_split(test_size=data_args.validation_fraction, seed=seed)
         train, validation = split["train"], split["test"]
-    transform = SegmentationTransform(image_size)
+    transform = SegmentationTransform(image_processor)
     return train.with_transform(transform), validation.with_transform(transform)
+
+
+def _local_base_dir(model_args: ModelArguments) -> str | None:
+    """The base model's directory, where a processor saved with it would be (None for random presets and Hub ids)."""
+    location = base_model_location(model_args.base_model)
+    return location if Path(location).is_dir() else None
 
 
 def _trainable_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
@@ -80,26 +87,6 @@ def _load_trainable_state(model: torch.nn.Module, state: dict[str, torch.Tensor]
     with torch.no_grad():
         for name, value in state.items():
             parameters[name].copy_(value)
-
-
-@torch.inference_mode()
-def evaluate_model(
-    model: torch.nn.Module, dataloader: DataLoader, accelerator: Accelerator, metric_set: str
-) -> dict[str, float]:
-    """Validation metrics over the whole (sharded) set; every rank returns the same numbers."""
-    model.eval()
-    accumulator = make_accumulator(metric_set) if accelerator.is_main_process else None
-    progress = tqdm(dataloader, desc="validation", leave=False, disable=not accelerator.is_main_process)
-    for batch in progress:
-        probabilities = prompt_free_logits(model, batch["pixel_values"]).float().sigmoid()
-        probabilities, labels = accelerator.gather_for_metrics((probabilities, batch["labels"]))
-        if accumulator is not None:
-            for probability, label in zip(probabilities[:, 0].cpu().numpy(), labels[:, 0].cpu().numpy()):
-                accumulator.update(probability, label)
-    results = [accumulator.results() if accumulator is not None else None]
-    broadcast_object_list(results, from_process=0)
-    model.train()
-    return results[0]
 
 
 class SegmentationTrainer:
@@ -142,9 +129,11 @@ class SegmentationTrainer:
         self.loss_fn = build_loss(training_args.loss)
         self.model = build_training_model(model_args)
         self.image_size = data_args.image_size or sam_core(self.model).config.vision_config.image_size
+        # One preprocessing for training, validation and serving: this processor is saved with the best model.
+        self.image_processor = load_prompt_free_image_processor(self.image_size, _local_base_dir(model_args))
         if training_args.activation_checkpointing:
             sam_core(self.model).activation_checkpointing_enable()
-        train, validation = build_datasets(data_args, self.image_size, training_args.seed)
+        train, validation = build_datasets(data_args, self.image_processor, training_args.seed)
         self.train_loader = DataLoader(
             train, batch_size=training_args.per_device_train_batch_size, shuffle=True, collate_fn=collate_segmentation
         )
@@ -230,14 +219,14 @@ class SegmentationTrainer:
             model = self.accelerator.unwrap_model(self.model)
             with atomic_output_dir(target, overwrite=True) as tmp:
                 model.save_pretrained(tmp)
+                self.image_processor.save_pretrained(tmp)
                 is_peft = (tmp / "adapter_config.json").is_file()
-                if not is_peft:
-                    reference_image_processor(self.image_size).save_pretrained(tmp)
                 if is_peft and self.model_args.base_model.startswith("random:"):
                     # The base is frozen under PEFT methods, so re-creating it from its seed gives the same weights.
                     load_base_model(self.model_args.base_model, self.model_args.model_seed).save_pretrained(
                         tmp / "base"
                     )
+                    self.image_processor.save_pretrained(tmp / "base")
                 write_model_card(
                     tmp,
                     kind="sam_adapter" if self.model_args.method == "sam_adapter" else "sam",

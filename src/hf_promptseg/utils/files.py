@@ -1,13 +1,15 @@
-"""Filesystem helpers: outputs appear whole or not at all."""
+"""Filesystem helpers: outputs appear whole or not at all; optional JSON files read as empty mappings."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 
 @contextmanager
@@ -36,3 +38,9 @@ def atomic_output_dir(out_dir: str | os.PathLike, overwrite: bool = False) -> It
         shutil.rmtree(backup, ignore_errors=True)
     else:
         os.replace(tmp, out_dir)
+
+
+def read_json(path: str | os.PathLike) -> dict[str, Any]:
+    """The JSON object in `path`, or `{}` when the file does not exist (for optional config files)."""
+    path = Path(path)
+    return json.loads(path.read_text()) if path.is_file() else {}

@@ -67,5 +67,3 @@ def test_prompt_validation(processor):
         processor(image, input_points=[[[[10, 10], [20, 20]], [[30, 30]]]], input_labels=[[[1, 1], [1]]])
     encoded = processor(image, input_points=[[[200, 100], [-10, -10]]], input_labels=[[1, -10]], return_tensors="pt")
     assert encoded["input_points"].shape == (1, 1, 2, 2)
-
-

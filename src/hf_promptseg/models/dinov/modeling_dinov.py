@@ -446,6 +446,15 @@ class DinovForVisualPromptSegmentation(DinovPreTrainedModel):
             nn.init.normal_(module.referring_projection, std=0.02)
             nn.init.normal_(module.generic_projection, std=0.02)
 
+    def encode_visual_prompts(self, pixel_values: torch.Tensor, prompt_masks: torch.Tensor) -> DinovVisualPrompts:
+        """Prompt tokens (and their content queries) of (B, N, Hp, Wp) prompt masks drawn on `pixel_values`.
+
+        The tokens of several reference images can be concatenated (or averaged per category) and passed to
+        `forward(..., prompt_tokens=...)`; a prompt bank stores them per category.
+        """
+        features = self.model.get_image_features(pixel_values)
+        return self.model.encode_visual_prompts(features.multi_scale_features, prompt_masks)
+
     def forward(
         self,
         pixel_values: torch.Tensor,
@@ -454,6 +463,7 @@ class DinovForVisualPromptSegmentation(DinovPreTrainedModel):
         content_queries: torch.Tensor | None = None,
         task: str = "referring",
         reference_padded_size: tuple[int, int] | None = None,
+        prompt_tokens: torch.Tensor | None = None,
     ) -> DinovSegmentationOutput:
         """Segment `pixel_values` given visual prompts.
 
@@ -461,21 +471,35 @@ class DinovForVisualPromptSegmentation(DinovPreTrainedModel):
             pixel_values: (B, 3, Hp, Wp) target images (normalised, padded to a multiple of 32).
             reference_pixel_values, prompt_masks: reference images and (B, N, Hp', Wp') prompt masks on them;
                 with no reference image the prompts are drawn on the target itself.
-            content_queries: (B, N, C) already encoded prompts (e.g. category means from a prompt bank), instead.
+            prompt_tokens: (B, N, C) prompt tokens already encoded (`encode_visual_prompts`, possibly from several
+                reference images, category means of `category_prompt_tokens`, or a prompt bank's samples), instead.
+            content_queries: (B, N, C) decoder content queries (prompt tokens plus the prompt embeddings), instead.
             task: "referring" (one instance per prompt) or "generic" (each query row is a category).
             reference_padded_size: normalise the point grid by this (H, W) instead of the target's padded size —
                 the reference implementation's behaviour in cross-image referring (off by default).
         """
         if task not in ("referring", "generic"):
             raise ValueError(f"`task` must be 'referring' or 'generic', got {task!r}")
+        given = [name for name, value in (("prompt_masks", prompt_masks), ("prompt_tokens", prompt_tokens),
+                                          ("content_queries", content_queries)) if value is not None]  # fmt: skip
+        if len(given) != 1:
+            raise ValueError(
+                "pass exactly one of `prompt_masks` (with or without `reference_pixel_values`), `prompt_tokens` or "
+                f"`content_queries`; got {given or 'none'}"
+            )
         model = self.model
         target = model.get_image_features(pixel_values)
-        if content_queries is None:
-            if prompt_masks is None:
-                raise ValueError("pass `prompt_masks` (with or without `reference_pixel_values`) or `content_queries`")
+        if prompt_masks is not None:
             features = target if reference_pixel_values is None else model.get_image_features(reference_pixel_values)
             prompts = model.encode_visual_prompts(features.multi_scale_features, prompt_masks)
             content_queries, boxes = prompts.content_queries, prompts.content_boxes
+        elif prompt_tokens is not None:
+            if prompt_tokens.ndim != 3 or prompt_tokens.shape[-1] != self.config.hidden_size:
+                raise ValueError(
+                    f"`prompt_tokens` must have shape (batch, prompts, {self.config.hidden_size}), got "
+                    f"{tuple(prompt_tokens.shape)}"
+                )
+            content_queries, boxes = model.prompt_queries(prompt_tokens.to(model.label_enc.weight))
         else:
             boxes = content_boxes(content_queries)
         if not 1 <= content_queries.shape[1] <= self.config.max_prompts:
@@ -541,6 +565,18 @@ class DinovForVisualPromptSegmentation(DinovPreTrainedModel):
         )
 
 
+def category_prompt_tokens(tokens: torch.Tensor, labels: list) -> tuple[torch.Tensor, list]:
+    """(C, hidden) mean token per category of (N, hidden) prompt tokens labelled by `labels` (first-seen order).
+
+    Generic segmentation takes one query per category; several examples of a category are averaged into it.
+    """
+    if len(labels) != len(tokens):
+        raise ValueError(f"`labels` names {len(labels)} prompts but there are {len(tokens)} prompt tokens")
+    categories = list(dict.fromkeys(labels))
+    means = [tokens[[i for i, label in enumerate(labels) if label == category]].mean(0) for category in categories]
+    return torch.stack(means), categories
+
+
 def register_dinov() -> None:
     """AutoConfig / AutoModel / AutoImageProcessor learn the `dinov` model type."""
     from transformers import AutoConfig, AutoImageProcessor, AutoModel
@@ -560,6 +596,7 @@ __all__ = [
     "DinovPreTrainedModel",
     "DinovSegmentationOutput",
     "DinovVisualPrompts",
+    "category_prompt_tokens",
     "content_boxes",
     "inverse_sigmoid",
 ]

@@ -108,9 +108,8 @@ class DinovPromptBank:
             if len(labels) != len(masks):
                 raise ValueError(f"{len(masks)} masks but {len(labels)} labels in one example")
             inputs = processor(images=image, prompts={"masks": masks > 0})
-            features = model.model.get_image_features(inputs["pixel_values"].to(device))
-            tokens = model.model.encode_visual_prompts(
-                features.multi_scale_features, inputs["prompt_masks"].to(device)
+            tokens = model.encode_visual_prompts(
+                inputs["pixel_values"].to(device), inputs["prompt_masks"].to(device)
             ).tokens[0]
             if reference_label_order:
                 labels = _reference_label_order(labels)

@@ -24,33 +24,11 @@ import torch
 from transformers import SamConfig, SamModel, SamPromptEncoderConfig
 
 from hf_promptseg.hub import push_directory, write_model_card
+from hf_promptseg.models.sam.configuration_sam import SAM_VISION_PRESETS, SEGMENT_ANYTHING_DECODER_LAYER_NORM_EPS
 from hf_promptseg.models.sam.image_processing_sam import HfPromptsegSamImageProcessor
 from hf_promptseg.models.sam.processing_sam import HfPromptsegSamProcessor
 from hf_promptseg.utils import atomic_output_dir, load_checkpoint_state_dict
 
-# Released segment-anything image encoders. Used only for what shapes cannot tell (no rel-pos tables) and to name
-# the detected model type.
-SAM_VISION_PRESETS: dict[str, dict] = {
-    "vit_b": {
-        "hidden_size": 768,
-        "num_hidden_layers": 12,
-        "num_attention_heads": 12,
-        "global_attn_indexes": [2, 5, 8, 11],
-    },
-    "vit_l": {
-        "hidden_size": 1024,
-        "num_hidden_layers": 24,
-        "num_attention_heads": 16,
-        "global_attn_indexes": [5, 11, 17, 23],
-    },
-    "vit_h": {
-        "hidden_size": 1280,
-        "num_hidden_layers": 32,
-        "num_attention_heads": 16,
-        "global_attn_indexes": [7, 15, 23, 31],
-    },
-}
-SEGMENT_ANYTHING_DECODER_LAYER_NORM_EPS = 1e-5
 DEFAULT_DECODER_NUM_HEADS = 8
 
 # (segment-anything, transformers) substrings, applied in this order in both directions. Layer norms numbered

@@ -153,19 +153,29 @@ class HfPromptsegSamImageProcessor(SamImageProcessorPil):
         all_boxes: torch.Tensor,
         crops_nms_thresh: float,
     ) -> tuple[list[np.ndarray], torch.Tensor, list[dict[str, Any]], torch.Tensor]:
-        """NMS over the candidate masks' boxes (torch only); returns masks, scores, RLEs and boxes of the kept ones.
+        """`post_process_for_mask_generation` (torch-only NMS) as a method, where the pipeline looks for it."""
+        return post_process_for_mask_generation(all_masks, all_scores, all_boxes, crops_nms_thresh)
 
-        Args:
-            all_masks: candidate masks as uncompressed RLE dicts (`{"size": [h, w], "counts": [...]}`, counts as
-                lists or arrays); the kept ones come back with list counts, as transformers returns them.
-            all_scores: `(N,)` predicted IoU scores.
-            all_boxes: `(N, 4)` XYXY boxes of the masks.
-            crops_nms_thresh: box IoU above which the lower-scored mask is dropped.
-        """
-        keep = nms(all_boxes.float(), all_scores.float(), crops_nms_thresh)
-        kept_rles = run_lengths_as_lists([all_masks[i] for i in keep.tolist()])
-        masks = [decode_run_lengths(rle) for rle in kept_rles]
-        return masks, all_scores[keep], kept_rles, all_boxes[keep]
+
+def post_process_for_mask_generation(
+    all_masks: Sequence[dict[str, Any]],
+    all_scores: torch.Tensor,
+    all_boxes: torch.Tensor,
+    crops_nms_thresh: float,
+) -> tuple[list[np.ndarray], torch.Tensor, list[dict[str, Any]], torch.Tensor]:
+    """NMS over the candidate masks' boxes (torch only); returns masks, scores, RLEs and boxes of the kept ones.
+
+    Args:
+        all_masks: candidate masks as uncompressed RLE dicts (`{"size": [h, w], "counts": [...]}`, counts as
+            lists or arrays); the kept ones come back with list counts, as transformers returns them.
+        all_scores: `(N,)` predicted IoU scores.
+        all_boxes: `(N, 4)` XYXY boxes of the masks.
+        crops_nms_thresh: box IoU above which the lower-scored mask is dropped.
+    """
+    keep = nms(all_boxes.float(), all_scores.float(), crops_nms_thresh)
+    kept_rles = run_lengths_as_lists([all_masks[i] for i in keep.tolist()])
+    masks = [decode_run_lengths(rle) for rle in kept_rles]
+    return masks, all_scores[keep], kept_rles, all_boxes[keep]
 
 
 def register_sam_image_processor() -> None:
@@ -180,5 +190,5 @@ def register_sam_image_processor() -> None:
     )
 
 
-__all__ = ["HfPromptsegSamImageProcessor", "nms", "validate_images"]
+__all__ = ["HfPromptsegSamImageProcessor", "nms", "post_process_for_mask_generation", "validate_images"]
 __getattr__ = moved_names(__name__, {"box_iou": "hf_promptseg.utils.boxes"})

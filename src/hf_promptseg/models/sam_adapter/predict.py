@@ -15,7 +15,9 @@ probabilities = predict_masks(model, ["animal.jpg"])  # [(H, W) float32 in [0, 1
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -34,6 +36,32 @@ def reference_image_processor(image_size: int = 1024) -> HfPromptsegSamImageProc
         size={"longest_edge": image_size},
         pad_size={"height": image_size, "width": image_size},
     )
+
+
+def prompt_free_image_processor(image_size: int, saved: Any = None) -> HfPromptsegSamImageProcessor:
+    """The one preprocessing prompt-free SAM trains, evaluates and serves with.
+
+    `saved` (the image processor stored beside a model) is used when it is a square-mode SAM processor of
+    `image_size`, as hf_promptseg saves beside every prompt-free model; anything else (none, or the resize + pad
+    processor a SAM directory carries for prompts) gives the reference's preprocessing at `image_size`.
+    """
+    square = {"height": image_size, "width": image_size}
+    if isinstance(saved, HfPromptsegSamImageProcessor) and saved.resize_mode == "square" and saved.pad_size == square:
+        return saved
+    return reference_image_processor(image_size)
+
+
+def load_prompt_free_image_processor(image_size: int, *directories: str | os.PathLike | None):
+    """`prompt_free_image_processor` of the first of `directories` that holds an image processor of ours."""
+    from transformers import AutoImageProcessor
+
+    for directory in directories:
+        if directory is None or not (Path(directory) / "preprocessor_config.json").is_file():
+            continue
+        saved = AutoImageProcessor.from_pretrained(directory)
+        if prompt_free_image_processor(image_size, saved) is saved:
+            return saved
+    return reference_image_processor(image_size)
 
 
 def reference_pixel_values(images: Sequence[Any], size: int = 1024) -> torch.Tensor:
@@ -87,8 +115,10 @@ def predict_masks(
 
 
 __all__ = [
+    "load_prompt_free_image_processor",
     "predict_logits",
     "predict_masks",
+    "prompt_free_image_processor",
     "prompt_free_logits",
     "reference_image_processor",
     "reference_pixel_values",

@@ -1,7 +1,8 @@
-"""SAM-Adapter as a PEFT method: `SamAdapterConfig` + `SamAdapterModel`, registered with PEFT at import."""
+"""SAM-Adapter as a PEFT method (SAM / SAM-HQ ViT and SAM2 Hiera encoders), registered with PEFT at import."""
 
 from hf_promptseg.tuners.sam_adapter.config import SamAdapterConfig, SamPeftType
-from hf_promptseg.tuners.sam_adapter.layer import SamAdapterLayer, highpass_magnitude
+from hf_promptseg.tuners.sam_adapter.layer import PromptAdapterLayer, SamAdapterLayer, highpass_magnitude
+from hf_promptseg.tuners.sam_adapter.layer_hiera import Sam2HieraAdapterLayer
 from hf_promptseg.tuners.sam_adapter.model import SamAdapterModel
 
 
@@ -10,7 +11,8 @@ def register_sam_adapter() -> None:
 
     `peft.register_peft_method` only accepts members of PEFT's closed `PeftType` enum, so our type object (a
     str-Enum member, which hashes and compares equal to its JSON string) is written into PEFT's three mapping
-    dicts directly. Tested against the pinned PEFT range by `tests/tuners/sam_adapter/test_peft_registry.py`.
+    dicts directly. Tested against the pinned PEFT range by `test_peft_registry_shape_we_rely_on` in
+    `tests/tuners/sam_adapter/test_sam_adapter_peft.py`.
     """
     from peft import mapping
 
@@ -21,6 +23,8 @@ def register_sam_adapter() -> None:
 
 
 __all__ = [
+    "PromptAdapterLayer",
+    "Sam2HieraAdapterLayer",
     "SamAdapterConfig",
     "SamAdapterLayer",
     "SamAdapterModel",

@@ -1,4 +1,4 @@
-"""`SamAdapterConfig`: the PEFT configuration of SAM-Adapter (per-layer prompts over a frozen SAM image encoder)."""
+"""`SamAdapterConfig`: the PEFT configuration of SAM-Adapter (per-block prompts over a frozen SAM / SAM2 encoder)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from peft.config import PeftConfig
 
 EMBEDDING_LAYOUTS = ("reference", "bhwc")
 INIT_WEIGHTS = ("reference", "zero_up")
+ENCODER_TYPES = ("sam_vit", "sam2_hiera")
 
 
 class SamPeftType(str, enum.Enum):
@@ -19,21 +20,38 @@ class SamPeftType(str, enum.Enum):
 
 @dataclass
 class SamAdapterConfig(PeftConfig):
-    """Configuration of a SAM-Adapter (Chen et al., 2023) on transformers' `SamModel` / `SamHQModel`.
+    """Configuration of a SAM-Adapter (Chen et al., 2023) on transformers' SAM, SAM-HQ or SAM2 models.
 
-    Before every ViT block the adapter adds a prompt `MLP_up(GELU(MLP_tune_i(F_hfc + F_pe)))`, where `F_hfc` is a
-    strided conv over the FFT high-pass of the image and `F_pe` a projection of the patch embeddings, both of width
-    `C // scale_factor`. The encoder stays frozen; `modules_to_save` (mask decoder and no-mask embedding) train.
+    Before every encoder block the adapter adds a prompt `MLP_up(GELU(MLP_tune_i(F_hfc + F_pe)))`, where `F_hfc` is a
+    strided conv over the FFT high-pass of the image and `F_pe` a projection of the patch embeddings. The encoder
+    stays frozen; `modules_to_save` train with the adapter. The encoder kind is detected when the adapter is injected
+    and recorded here (`encoder_type`, widths, block counts), so a saved adapter refuses a base it was not made for.
+
+    - `"sam_vit"` (`SamModel`, `SamHQModel`): one task feature of width `C // scale_factor` at the ViT's token grid,
+      one `MLP_tune_i` per layer and one `MLP_up` shared by all layers.
+    - `"sam2_hiera"` (`Sam2Model`): Hiera halves the grid and doubles the width from stage to stage, so each block
+      gets its prompt at the width and grid of the tokens *entering* it (a stage-opening, q-pooling block still
+      consumes the previous stage's tokens). Per input stage `g` (width `C_g`, adapter width `c_g = C_g //
+      scale_factor`) there is one task feature `F_g`: a conv with the patch embedding's kernel/stride/padding over
+      the high-pass image plus a linear projection of the patch tokens, average-pooled with Hiera's query strides
+      down to stage `g`'s grid; one `MLP_up` (`c_g -> C_g`) is shared by the blocks of that stage, each block has
+      its own `MLP_tune_i` (`c_g -> c_g`). See `layer_hiera.Sam2HieraAdapterLayer`.
 
     Args:
-        scale_factor: adapter width is `hidden_size // scale_factor` (32 in the paper).
+        scale_factor: adapter width is `width // scale_factor` (32 in the paper); per stage for SAM2.
         freq_nums: fraction of the spectrum *area* removed as low frequency (a centred square), 0.25 in the paper.
         embedding_layout: `"bhwc"` projects each patch token (new adapters), `"reference"` reproduces the token
-            scramble of the released checkpoints (see the docs).
+            scramble of the released SAM (ViT) checkpoints (see the docs); SAM2 accepts only `"bhwc"`.
         init_weights: `"reference"` (truncated-normal linears, He-normal conv: prompts are non-zero at step 0) or
-            `"zero_up"` (zero up-projection: the adapted model equals the base model at init).
+            `"zero_up"` (zero up-projections: the adapted model equals the base model at init).
         target_modules: the vision encoder the prompts are injected into.
-        modules_to_save: trained and saved with the adapter.
+        modules_to_save: trained and saved with the adapter. `None` picks the base's default at injection: SAM
+            `["mask_decoder", "no_mask_embed"]`; SAM2 adds `"not_a_point_embed"` (prompt-free SAM2 decodes from two
+            not-a-point sparse tokens). SAM2's `no_memory_embedding` stays frozen: it is a constant per-channel
+            offset on the same feature map that `no_mask_embed` offsets, so training the latter covers it. Pass
+            `[]` for none.
+        encoder_type, encoder_hidden_size, encoder_depth, encoder_stage_widths, encoder_stage_depths: recorded at
+            injection (`None` before), checked when the adapter is loaded onto a base.
 
     Example:
         >>> import hf_promptseg
@@ -50,9 +68,12 @@ class SamAdapterConfig(PeftConfig):
     init_weights: str = field(default="reference", metadata={"help": "'reference' or 'zero_up'"})
     target_modules: list[str] | str | None = field(default_factory=lambda: ["vision_encoder"])
     exclude_modules: list[str] | str | None = field(default=None)
-    modules_to_save: list[str] | None = field(default_factory=lambda: ["mask_decoder", "no_mask_embed"])
+    modules_to_save: list[str] | None = field(default=None, metadata={"help": "None: the base's defaults"})
+    encoder_type: str | None = field(default=None, metadata={"help": "'sam_vit' or 'sam2_hiera'; set at injection"})
     encoder_hidden_size: int | None = field(default=None, metadata={"help": "recorded at injection; checked on load"})
     encoder_depth: int | None = field(default=None, metadata={"help": "recorded at injection; checked on load"})
+    encoder_stage_widths: list[int] | None = field(default=None, metadata={"help": "recorded at injection"})
+    encoder_stage_depths: list[int] | None = field(default=None, metadata={"help": "recorded at injection"})
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -65,3 +86,5 @@ class SamAdapterConfig(PeftConfig):
             raise ValueError(f"`scale_factor` must be a positive integer, got {self.scale_factor!r}")
         if not 0.0 <= self.freq_nums < 1.0:
             raise ValueError(f"`freq_nums` must be in [0, 1), got {self.freq_nums!r}")
+        if self.encoder_type is not None and self.encoder_type not in ENCODER_TYPES:
+            raise ValueError(f"`encoder_type` must be one of {ENCODER_TYPES} or None, got {self.encoder_type!r}")

@@ -5,6 +5,7 @@ state-dict keys stay unchanged and transformers' encoder forward (SDPA, activati
 `torch.compile`) runs as is. Three hooks do the work: the patch embedding's forward hook computes the adapter input
 `F = F_hfc + F_pe` once per image, a forward pre-hook on every `SamVisionLayer` adds `MLP_up(GELU(MLP_tune_i(F)))`
 to the hidden state, and the encoder's own hooks clear the cached `F` so nothing leaks between calls.
+`PromptAdapterLayer` holds what this layer shares with SAM2's `Sam2HieraAdapterLayer` (`layer_hiera.py`).
 """
 
 from __future__ import annotations
@@ -43,7 +44,48 @@ def highpass_magnitude(pixel_values: torch.Tensor, rate: float) -> torch.Tensor:
         return torch.fft.ifft2(torch.fft.ifftshift(spectrum, dim=(-2, -1)), norm="forward").real.abs()
 
 
-class SamAdapterLayer(nn.Module, BaseTunerLayer):
+def init_reference(module: nn.Module) -> None:
+    """SAM-Adapter's init: N(0, 0.02) linears (the truncation at ±2 never bites), He-normal (fan-out) convs."""
+    if isinstance(module, nn.Linear):
+        nn.init.trunc_normal_(module.weight, std=0.02, a=-2.0, b=2.0)
+    else:
+        fan_out = module.kernel_size[0] * module.kernel_size[1] * module.out_channels
+        nn.init.normal_(module.weight, std=math.sqrt(2.0 / fan_out))
+    nn.init.zeros_(module.bias)
+
+
+class PromptAdapterLayer(nn.Module, BaseTunerLayer):
+    """What every SAM-Adapter layer shares: per-pass feature cache, hook bookkeeping, no merging.
+
+    Subclasses build their generators in `update_layer`, fill `self._features` from the patch-embedding hook and
+    add prompts in block pre-hooks; the encoder's own pre-/post-hooks reset the cache around each pass.
+    """
+
+    freq_nums: dict[str, float]
+    _hooks: list
+
+    def merge(self, safe_merge: bool = False, adapter_names: list[str] | None = None) -> None:
+        raise ValueError("SAM-Adapter prompts depend on the input image and cannot be merged; use `unload()`")
+
+    def _running_adapters(self) -> list[str]:
+        if self.disable_adapters:
+            return []
+        return [name for name in self.active_adapters if name in self.freq_nums]
+
+    def _start_encoder_pass(self, module, args) -> None:
+        self._features = {}
+
+    def _end_encoder_pass(self, module, args, output) -> None:
+        self._features = None
+
+    def remove_hooks(self) -> None:
+        for handle in self._hooks:
+            handle.remove()
+        self._hooks = []
+        self._features = None
+
+
+class SamAdapterLayer(PromptAdapterLayer):
     """Holds every adapter's generator for one SAM vision encoder and injects their prompts through hooks."""
 
     other_param_names = ("freq_nums", "embedding_layout")
@@ -109,31 +151,10 @@ class SamAdapterLayer(nn.Module, BaseTunerLayer):
 
     @torch.no_grad()
     def _initialise(self, adapter_name: str, init_weights: str) -> None:
-        """Reference init: N(0, 0.02) linears (its truncation at ±2 never bites), He-normal (fan-out) conv."""
         for name in self.adapter_layer_names:
-            module = getattr(self, name)[adapter_name]
-            if isinstance(module, nn.Linear):
-                nn.init.trunc_normal_(module.weight, std=0.02, a=-2.0, b=2.0)
-            else:
-                fan_out = module.kernel_size[0] * module.kernel_size[1] * module.out_channels
-                nn.init.normal_(module.weight, std=math.sqrt(2.0 / fan_out))
-            nn.init.zeros_(module.bias)
+            init_reference(getattr(self, name)[adapter_name])
         if init_weights == "zero_up":
             nn.init.zeros_(self.sam_adapter_shared_mlp[adapter_name].weight)
-
-    def merge(self, safe_merge: bool = False, adapter_names: list[str] | None = None) -> None:
-        raise ValueError("SAM-Adapter prompts depend on the input image and cannot be merged; use `unload()`")
-
-    def _running_adapters(self) -> list[str]:
-        if self.disable_adapters:
-            return []
-        return [name for name in self.active_adapters if name in self.sam_adapter_shared_mlp]
-
-    def _start_encoder_pass(self, module, args) -> None:
-        self._features = {}
-
-    def _end_encoder_pass(self, module, args, output) -> None:
-        self._features = None
 
     def adapter_inputs(
         self, adapter_name: str, pixel_values: torch.Tensor, tokens: torch.Tensor
@@ -169,9 +190,3 @@ class SamAdapterLayer(nn.Module, BaseTunerLayer):
         hidden_states = args[0]
         prompt = sum(self.layer_prompt(name, index, features) for name, features in self._features.items())
         return (hidden_states + prompt.reshape(hidden_states.shape).to(hidden_states.dtype), *args[1:])
-
-    def remove_hooks(self) -> None:
-        for handle in self._hooks:
-            handle.remove()
-        self._hooks = []
-        self._features = None

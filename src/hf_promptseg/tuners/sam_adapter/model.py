@@ -1,4 +1,4 @@
-"""`SamAdapterModel`: the PEFT tuner that attaches SAM-Adapter layers to SAM vision encoders."""
+"""`SamAdapterModel`: the PEFT tuner that attaches SAM-Adapter layers to SAM ViT and SAM2 Hiera encoders."""
 
 from __future__ import annotations
 
@@ -7,35 +7,90 @@ from peft.utils.other import AuxiliaryTrainingWrapper
 from torch import nn
 
 from hf_promptseg.tuners.sam_adapter.config import SamAdapterConfig
-from hf_promptseg.tuners.sam_adapter.layer import SamAdapterLayer
+from hf_promptseg.tuners.sam_adapter.layer import PromptAdapterLayer, SamAdapterLayer
+from hf_promptseg.tuners.sam_adapter.layer_hiera import Sam2HieraAdapterLayer, find_hiera_backbone
 
 ADAPTER_ATTRIBUTE = "sam_adapter"  # must not start with the prefix, or transformers' key renaming would misfire
 
+LAYER_CLASSES: dict[str, type[PromptAdapterLayer]] = {
+    "sam_vit": SamAdapterLayer,
+    "sam2_hiera": Sam2HieraAdapterLayer,
+}
+ENCODER_NAMES = {"sam_vit": "SAM / SAM-HQ ViT", "sam2_hiera": "SAM2 Hiera"}
+# What prompt-free decoding depends on besides the encoder: SAM decodes from `no_mask_embed` alone; SAM2 pads the
+# missing prompt with not-a-point tokens. SAM2's `no_memory_embedding` is a bare parameter that PEFT cannot wrap;
+# it only offsets the same feature map `no_mask_embed` offsets, so it is left frozen.
+DEFAULT_MODULES_TO_SAVE = {
+    "sam_vit": ["mask_decoder", "no_mask_embed"],
+    "sam2_hiera": ["mask_decoder", "no_mask_embed", "not_a_point_embed"],
+}
 
-def _check_encoder_matches(config: SamAdapterConfig, encoder: nn.Module) -> None:
-    """Record the encoder's width/depth in a new config; refuse an encoder of another size for a saved one."""
-    if not (hasattr(encoder, "layers") and hasattr(encoder, "config")):
-        return  # not a SAM encoder: SamAdapterLayer raises the TypeError
-    hidden_size, depth = int(encoder.config.hidden_size), len(encoder.layers)
-    if config.encoder_hidden_size is None and config.encoder_depth is None:
-        config.encoder_hidden_size, config.encoder_depth = hidden_size, depth
-        return
-    if (config.encoder_hidden_size, config.encoder_depth) != (hidden_size, depth):
+
+def describe_encoder(encoder: nn.Module, key: str) -> tuple[str, list[int], list[int]]:
+    """(encoder kind, width per stage, blocks per stage) of a targeted vision encoder; TypeError if unsupported."""
+    if all(hasattr(encoder, name) for name in ("patch_embed", "layers", "config")):
+        return "sam_vit", [int(encoder.config.hidden_size)], [len(encoder.layers)]
+    backbone = find_hiera_backbone(encoder)
+    if backbone is not None:
+        widths = [int(width) for width in backbone.config.embed_dim_per_stage]
+        return "sam2_hiera", widths, [int(depth) for depth in backbone.config.blocks_per_stage]
+    inner = getattr(encoder, "backbone", None)
+    found = type(encoder).__name__ + (f" with a {type(inner).__name__} backbone" if inner is not None else "")
+    raise TypeError(
+        f"SAM-Adapter needs a SAM / SAM-HQ ViT encoder ('sam_vit') or a SAM2 Hiera encoder ('sam2_hiera'), but the "
+        f"targeted module `{key}` is a {found}"
+    )
+
+
+def _check_encoder_matches(config: SamAdapterConfig, kind: str, widths: list[int], depths: list[int]) -> None:
+    """Refuse an encoder of another kind or size than the config records; record what is not recorded yet."""
+    sized = config.encoder_hidden_size is not None or config.encoder_depth is not None
+    recorded = config.encoder_type or ("sam_vit" if sized else None)  # pre-SAM2 configs only knew the SAM ViT
+    if recorded is not None and recorded != kind:
+        raise ValueError(
+            f"this SAM-Adapter was made for a '{recorded}' ({ENCODER_NAMES[recorded]}) encoder, but the base model's "
+            f"encoder is '{kind}' ({ENCODER_NAMES[kind]}); adapters do not transfer between encoder kinds"
+        )
+    if kind == "sam_vit" and sized and (config.encoder_hidden_size, config.encoder_depth) != (widths[0], depths[0]):
         raise ValueError(
             f"this SAM-Adapter was made for an encoder of width {config.encoder_hidden_size} and depth "
-            f"{config.encoder_depth}, but the base model's encoder has width {hidden_size} and depth {depth}"
+            f"{config.encoder_depth}, but the base model's encoder has width {widths[0]} and depth {depths[0]}"
         )
+    stages = (config.encoder_stage_widths, config.encoder_stage_depths)
+    if (
+        kind == "sam2_hiera"
+        and stages != (None, None)
+        and (list(stages[0] or []), list(stages[1] or []))
+        != (
+            widths,
+            depths,
+        )
+    ):
+        raise ValueError(
+            f"this SAM2-Adapter was made for a Hiera encoder with stage widths {stages[0]} and blocks per stage "
+            f"{stages[1]}, but the base model's encoder has stage widths {widths} and blocks per stage {depths}"
+        )
+    config.encoder_type = kind
+    config.encoder_hidden_size, config.encoder_depth = widths[0], sum(depths)
+    config.encoder_stage_widths, config.encoder_stage_depths = list(widths), list(depths)
 
 
 class SamAdapterModel(BaseTuner):
-    """Creates SAM-Adapter prompts over a frozen SAM (or SAM-HQ) image encoder; used via `peft.get_peft_model`."""
+    """Creates SAM-Adapter prompts over a frozen SAM, SAM-HQ or SAM2 image encoder; used via `peft.get_peft_model`.
+
+    The encoder kind is read off the targeted module (a ViT with `patch_embed`/`layers`, or a Hiera trunk with
+    `patch_embed`/`blocks`/`stage_ends`), recorded in the config and dispatched to `SamAdapterLayer` or
+    `Sam2HieraAdapterLayer`. Other SAM-family encoders (SAM3's ViT, EdgeTAM's timm RepViT) are refused.
+    """
 
     prefix: str = "sam_adapter_"
-    tuner_layer_cls = SamAdapterLayer
+    tuner_layer_cls = PromptAdapterLayer
     target_module_mapping = {
         "sam": ["vision_encoder"],
         "sam_hq": ["vision_encoder"],
         "hf_promptseg_sam": ["vision_encoder"],
+        "sam2": ["vision_encoder"],
+        "hf_promptseg_sam2": ["vision_encoder"],
     }
 
     def _create_and_replace(
@@ -47,12 +102,15 @@ class SamAdapterModel(BaseTuner):
         parent: nn.Module,
         current_key: str,
     ) -> None:
-        _check_encoder_matches(peft_config, target)
+        kind, widths, depths = describe_encoder(target, current_key)
+        _check_encoder_matches(peft_config, kind, widths, depths)
+        if peft_config.modules_to_save is None:
+            peft_config.modules_to_save = list(DEFAULT_MODULES_TO_SAVE[kind])
         existing = getattr(target, ADAPTER_ATTRIBUTE, None)
-        if isinstance(existing, SamAdapterLayer):
+        if isinstance(existing, PromptAdapterLayer):
             existing.update_layer(adapter_name, peft_config)
             return
-        layer = SamAdapterLayer(target, adapter_name, peft_config)
+        layer = LAYER_CLASSES[kind](target, adapter_name, peft_config)
         target.add_module(ADAPTER_ATTRIBUTE, layer)
         if adapter_name not in self.active_adapters:
             layer.requires_grad_(False)
@@ -65,7 +123,7 @@ class SamAdapterModel(BaseTuner):
             self._check_merge_allowed()
         for module in list(self.model.modules()):
             layer = getattr(module, ADAPTER_ATTRIBUTE, None)
-            if isinstance(layer, SamAdapterLayer):
+            if isinstance(layer, PromptAdapterLayer):
                 layer.remove_hooks()
                 delattr(module, ADAPTER_ATTRIBUTE)
         # PEFT's generic unloading copies `.weight` onto the unwrapped module, which whole-module `modules_to_save`

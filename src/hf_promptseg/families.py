@@ -1,0 +1,74 @@
+"""The model families hf_promptseg ships, and what each plugs into the shared layers.
+
+A family is a folder `models/<name>/` whose `family.py` defines `FAMILY = ModelFamily(...)`: its registration hook
+(Auto classes, pipelines, PEFT methods), the kinds of artefacts it publishes on the Hub with their model-card
+templates, and the command of its checkpoint converter. The shared layers (`_registration.py`, `cli.py`, `hub.py`)
+only iterate over `families()`; adding a family is adding its folder and one line to `FAMILY_NAMES`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib.resources.abc import Traversable
+from pathlib import Path
+from typing import Any
+
+FAMILY_NAMES: tuple[str, ...] = (
+    "sam",
+    "sam_adapter",
+    "dinov",
+)
+
+
+def _no_details(local_dir: Path) -> dict[str, Any]:
+    return {}
+
+
+@dataclass(frozen=True)
+class ArtifactKind:
+    """One kind of saved directory a family publishes, and how its model card describes it.
+
+    Args:
+        name: the kind's key (`hf-promptseg push --kind`, `build_model_card(kind=...)`).
+        template: the card's Jinja template (a file in the family folder).
+        holds: whether a saved directory is of this kind (from the files in it).
+        details: template values read from the directory (architecture, base model, categories, ...).
+    """
+
+    name: str
+    template: Traversable
+    library_name: str
+    pipeline_tag: str | None
+    tags: tuple[str, ...]
+    summary: str
+    limitations: str
+    holds: Callable[[Path], bool]
+    details: Callable[[Path], dict[str, Any]] = _no_details
+
+
+@dataclass(frozen=True)
+class ModelFamily:
+    """What a family plugs into the shared layers."""
+
+    name: str
+    register: Callable[[], None]
+    artifacts: tuple[ArtifactKind, ...] = ()
+    add_convert_command: Callable[[argparse._SubParsersAction], None] | None = None
+
+
+@functools.cache
+def families() -> tuple[ModelFamily, ...]:
+    """Every family of `FAMILY_NAMES`, in order (imported on first use)."""
+    return tuple(importlib.import_module(f"hf_promptseg.models.{name}.family").FAMILY for name in FAMILY_NAMES)
+
+
+def artifact_kinds() -> dict[str, ArtifactKind]:
+    """Every publishable artefact kind of every family, by name, in detection order."""
+    return {kind.name: kind for family in families() for kind in family.artifacts}
+
+
+__all__ = ["FAMILY_NAMES", "ArtifactKind", "ModelFamily", "artifact_kinds", "families"]
