@@ -42,11 +42,25 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
     return values
 
 
-def parse_train_arguments(argv: Sequence[str] | None = None, argument_classes: tuple = ARGUMENT_CLASSES) -> tuple:
-    """Parse `--config FILE` (optional) and flags into the argument dataclasses (SAM's three by default); flags
-    win. A config key that is no argument is a `ValueError` naming it."""
+def _family_arguments(argv: Sequence[str] | None) -> tuple[str, list[str]]:
+    """(`--family` value, the other arguments): "sam" (default) or "dinov"."""
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--family", choices=("sam", "dinov"), default="sam")
+    known, rest = pre.parse_known_args(argv)
+    return known.family, rest
+
+
+def parse_train_arguments(argv: Sequence[str] | None = None, argument_classes: tuple | None = None) -> tuple:
+    """Parse `--config FILE` (optional) and flags into the argument dataclasses; flags win. Without
+    `argument_classes`, `--family dinov` picks `DinovTrainingArguments`, else SAM's three. A config key that is no
+    argument is a `ValueError` naming it."""
     from transformers import HfArgumentParser
 
+    family, argv = _family_arguments(argv)
+    if argument_classes is None:
+        from hf_promptseg.training.dinov_trainer import DinovTrainingArguments
+
+        argument_classes = (DinovTrainingArguments,) if family == "dinov" else ARGUMENT_CLASSES
     pre = argparse.ArgumentParser(add_help=False)
     pre.add_argument("--config")
     known, rest = pre.parse_known_args(argv)
@@ -78,12 +92,10 @@ def main_dinov(argv: Sequence[str]) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     from hf_promptseg.training.trainer import SegmentationTrainer
 
-    family = argparse.ArgumentParser(add_help=False)
-    family.add_argument("--family", choices=("sam", "dinov"), default="sam")
-    chosen, argv = family.parse_known_args(argv)
-    if chosen.family == "dinov":
+    family, argv = _family_arguments(argv)
+    if family == "dinov":
         return main_dinov(argv)
-    model_args, data_args, training_args = parse_train_arguments(argv)
+    model_args, data_args, training_args = parse_train_arguments(argv, ARGUMENT_CLASSES)
     results = SegmentationTrainer(model_args, data_args, training_args).train()
     if "after" in results:
         print(json.dumps({"before": results["before"], "after": results["after"]}, indent=2))

@@ -246,6 +246,18 @@ def flip_batch(batch: dict[str, Any], flips: list[bool]) -> dict[str, Any]:
     return {"pixel_values": pixel_values, "instances": instances}
 
 
+class TrainingStep(nn.Module):
+    """Runs a step's computation inside `forward`, so DDP (which prepares its gradient all-reduce in the wrapped
+    module's forward) synchronises gradients although the step calls several DINOv components, not one forward."""
+
+    def __init__(self, dinov: nn.Module) -> None:
+        super().__init__()
+        self.dinov = dinov
+
+    def forward(self, compute, *args):
+        return compute(self.dinov, *args)
+
+
 class DinovTrainer:
     """Trains DINOv with accelerate.
 
@@ -289,12 +301,17 @@ class DinovTrainer:
         self.collator = InstanceCollator(args.image_size)
         loader = DataLoader(self.data.dataset, batch_size=args.per_device_train_batch_size, shuffle=True,
                             collate_fn=self.collator, drop_last=len(self.data.dataset) > args.per_device_train_batch_size)  # fmt: skip
+        self.model = TrainingStep(self.model)
         groups = parameter_groups(self.model, args.learning_rate, args.weight_decay, args.backbone_lr_multiplier)
         self.optimizer = torch.optim.AdamW(groups, lr=args.learning_rate)
         # stepped once per optimizer step by this loop (not by accelerate), saved with the state
         self.scheduler = warmup_step_schedule(self.optimizer, args.warmup_steps, args.milestones(), args.lr_gamma)
         self.model, self.optimizer, self.train_loader = self.accelerator.prepare(self.model, self.optimizer, loader)
         self.accelerator.register_for_checkpointing(self.scheduler)
+
+    def unwrapped_model(self):
+        """The `DinovForVisualPromptSegmentation` being trained (without DDP and the step wrapper)."""
+        return self.accelerator.unwrap_model(self.model).dinov
 
     # -- state --------------------------------------------------------------------------------------------------
     def _save_state(self, progress: dict[str, Any]) -> None:
@@ -319,6 +336,9 @@ class DinovTrainer:
     # -- one step -----------------------------------------------------------------------------------------------
     def compute_loss(self, batch: dict[str, Any], step: int) -> tuple[torch.Tensor, dict[str, float]]:
         """The step's summed loss and its logged parts (the task(s), prompts and noise all drawn from the step)."""
+        return self.model(self._loss, batch, step)
+
+    def _loss(self, model, batch: dict[str, Any], step: int) -> tuple[torch.Tensor, dict[str, float]]:
         from hf_promptseg.models.dinov.denoising_dinov import build_denoising_queries
         from hf_promptseg.models.dinov.prompt_sampling_dinov import sample_generic_prompts, sample_referring_prompts
         from hf_promptseg.models.dinov.training_forward_dinov import (
@@ -335,11 +355,10 @@ class DinovTrainer:
             batch = flip_batch(batch, [bool(v) for v in rng.integers(0, 2, len(batch["instances"]))])
         device = self.accelerator.device
         pixel_values = batch["pixel_values"].to(device)
-        model = self.accelerator.unwrap_model(self.model)
         images = [image for image in batch["instances"] if image.masks.flatten(1).any(1).any()]
         keep = [i for i, image in enumerate(batch["instances"]) if image.masks.flatten(1).any(1).any()]
         if not images:
-            return pixel_values.sum() * 0.0 + sum(p.sum() * 0.0 for p in self.model.parameters()), {}
+            return sum(p.sum() * 0.0 for p in model.parameters()), {}
         pixel_values = pixel_values[keep]
         with self.accelerator.autocast():
             features = model.model.get_image_features(pixel_values)
@@ -417,7 +436,7 @@ class DinovTrainer:
         final = self.output_dir / "final"
         if accelerator.is_main_process:
             with atomic_output_dir(final, overwrite=True) as tmp:
-                accelerator.unwrap_model(self.model).save_pretrained(tmp)
+                self.unwrapped_model().save_pretrained(tmp)
                 self.collator.processor.save_pretrained(tmp)
             results = {"steps": progress["step"], "history": progress["history"], "arguments": asdict(args)}
             partial = self.output_dir / ".metrics.json.tmp"
