@@ -135,3 +135,12 @@ def test_family_flag_picks_the_argument_classes():
     (args,) = parse_train_arguments(["--family", "dinov", "--train_data", "scenes:4", "--max_steps", "3"])
     assert isinstance(args, DinovTrainingArguments) and args.max_steps == 3
     assert len(parse_train_arguments(["--train_data", "synthetic:4"])) == 3
+
+
+def test_bf16_autocast_step_is_finite(tmp_path):
+    args = DinovTrainingArguments(output_dir=str(tmp_path), mixed_precision="bf16", task="both", max_steps=1, **FAST)
+    trainer = DinovTrainer(args)
+    with trainer.accelerator.autocast():
+        assert (torch.ones(2, 2) @ torch.ones(2, 2)).dtype == torch.bfloat16
+    result = trainer.train()
+    assert torch.isfinite(torch.tensor(result["history"][-1]["loss"]))
