@@ -284,7 +284,7 @@ class DinovTrainer:
         self.accelerator = Accelerator(
             mixed_precision=args.mixed_precision,
             dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True),
-            # one task per step leaves the other task's heads without gradients
+            # a generic-only step leaves the referring heads without gradients (and vice versa)
             kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)],
         )
         self.data = load_instances(args)
@@ -299,8 +299,11 @@ class DinovTrainer:
         )  # fmt: skip
         self.criterion = DinovCriterion(DinovLossConfig(num_points=args.num_points))
         self.collator = InstanceCollator(args.image_size)
-        loader = DataLoader(self.data.dataset, batch_size=args.per_device_train_batch_size, shuffle=True,
-                            collate_fn=self.collator, drop_last=len(self.data.dataset) > args.per_device_train_batch_size)  # fmt: skip
+        batch_size = args.per_device_train_batch_size
+        loader = DataLoader(
+            self.data.dataset, batch_size=batch_size, shuffle=True, collate_fn=self.collator,
+            drop_last=len(self.data.dataset) > batch_size,
+        )  # fmt: skip
         self.model = TrainingStep(self.model)
         groups = parameter_groups(self.model, args.learning_rate, args.weight_decay, args.backbone_lr_multiplier)
         self.optimizer = torch.optim.AdamW(groups, lr=args.learning_rate)
