@@ -9,7 +9,8 @@ def test_metrics_are_bounded_and_reproducible():
     first = evaluate_in_context(model, num_pairs=3, seed=5, batch_size=2)
     assert first == evaluate_in_context(model, num_pairs=3, seed=5, batch_size=3), "batching changes nothing"
     assert first["num_prompts"] >= 3
-    assert all(0 <= first[k] <= 1 for k in ("top1_miou", "top1_hit_rate", "paste_miou"))
+    assert all(0 <= first[k] <= 1 for k in ("top1_miou", "top1_hit_rate", "paste_miou", "oracle_miou"))
+    assert first["oracle_miou"] >= first["top1_miou"], "the oracle picks the best proposal"
     with pytest.raises(ValueError, match="`num_pairs` must be positive"):
         evaluate_in_context(model, num_pairs=0)
 

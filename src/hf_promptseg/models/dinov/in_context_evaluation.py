@@ -7,7 +7,9 @@ the prompt; the generic head scores the target's proposals for each prompted kin
 - `top1_miou`: IoU of the best-scoring proposal's mask with the best-fitting target instance *of the prompted
   kind* (0 when it covers only other kinds), averaged;
 - `top1_hit_rate`: share of prompts whose best-scoring proposal has IoU >= 0.5 with an instance of that kind;
-- `paste_miou`: the trivial baseline, the prompt mask itself pasted onto the target at the same place.
+- `paste_miou`: the trivial baseline, the prompt mask itself pasted onto the target at the same place;
+- `oracle_miou`: the best proposal for the prompted kind chosen with the answer (ignores the scores): how good
+  the masks are, apart from ranking them.
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ def evaluate_in_context(
         >>> from hf_promptseg.training.dinov_trainer import build_dinov
         >>> metrics = evaluate_in_context(build_dinov("random:tiny").eval(), num_pairs=2)
         >>> sorted(metrics)
-        ['num_prompts', 'paste_miou', 'top1_hit_rate', 'top1_miou']
+        ['num_prompts', 'oracle_miou', 'paste_miou', 'top1_hit_rate', 'top1_miou']
     """
     from hf_promptseg.data.scenes import make_scenes
     from hf_promptseg.models.dinov import DinovImageProcessor
@@ -62,7 +64,7 @@ def evaluate_in_context(
         tokens = model.encode_visual_prompts(batch["pixel_values"], batch["prompt_masks"]).tokens
         for scene, scene_tokens in zip(chunk, tokens):
             bank.append({kind: scene_tokens[scene.shapes.index(kind)] for kind in set(scene.shapes)})
-    top1, hits, paste = [], [], []
+    top1, hits, paste, oracle = [], [], [], []
     for start in tqdm(range(0, num_pairs, batch_size), desc="in-context eval", leave=False):
         chunk = targets[start : start + batch_size]
         pixel = processor([s.image for s in chunk])["pixel_values"]
@@ -92,10 +94,12 @@ def evaluate_in_context(
                 top1.append(iou)
                 hits.append(iou >= 0.5)
                 paste.append(_iou(prompt, same_kind))
+                oracle.append(max(_iou(mask, same_kind) for mask in masks))
     return {
         "top1_miou": float(np.mean(top1)),
         "top1_hit_rate": float(np.mean(hits)),
         "paste_miou": float(np.mean(paste)),
+        "oracle_miou": float(np.mean(oracle)),
         "num_prompts": len(top1),
     }
 
