@@ -133,7 +133,7 @@ def test_a_sam_with_transformers_own_image_processor(tmp_path):
     )
     (tmp_path / "in").mkdir()
     Image.fromarray(make_scene(0, 128, 128).image).save(tmp_path / "in" / "a.png")
-    keep_all = {"pred_iou_thresh": -10.0, "stability_score_thresh": 0.0, "progress": False}
+    keep_all = {"pred_iou_thresh": 0.0, "stability_score_thresh": 0.0, "progress": False}
     whole = generate_corpus(tmp_path / "in", tmp_path / "whole", model=tmp_path / "sam", points_per_crop=4, **keep_all)
     tiled = generate_corpus(
         tmp_path / "in", tmp_path / "tiled", model=tmp_path / "sam", tile_size=64, tile_overlap=16, points_per_crop=2,

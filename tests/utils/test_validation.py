@@ -34,7 +34,7 @@ def test_thresholds_outside_their_range_are_named(value, error, match):
 def test_none_switches_a_filter_off_and_is_spelled_out():
     check_threshold(None, "t", 0.0, 1.0, allow_none=True)
     out = normalize_mask_generation_arguments({"pred_iou_thresh": None, "crops_nms_thresh": None, "other": 3})
-    assert out == {"pred_iou_thresh": 0.0, "crops_nms_thresh": 1.0, "other": 3}
+    assert out == {"pred_iou_thresh": -math.inf, "crops_nms_thresh": 1.0, "other": 3}
     with pytest.raises(ValueError, match=r"or None to switch this filter off"):
         normalize_mask_generation_arguments({"stability_score_thresh": 2})
 

@@ -1,11 +1,13 @@
-"""`hf-promptseg train` / `accelerate launch -m hf_promptseg train`: fine-tune SAM from a YAML/JSON config and flags.
+"""`hf-promptseg train` / `accelerate launch -m hf_promptseg train`: fine-tune SAM (or DINOv) from a config and flags.
 
     hf-promptseg train --config examples/configs/synthetic-tiny.yaml --output-dir run
+    hf-promptseg train --family dinov --config examples/configs/dinov-scenes-tiny.yaml --output_dir run
     accelerate launch -m hf_promptseg train --config examples/configs/cod-sam-vit-b.yaml --output-dir run
     ACCELERATE_USE_CPU=1 torchrun --standalone --nproc_per_node 2 -m hf_promptseg train --config ... --output-dir run
 
 Flags override the config file; every field of `ModelArguments`, `DataArguments` and
-`SegmentationTrainingArguments` is a flag (`--help` lists them). Rerunning with the same `--output-dir` resumes.
+`SegmentationTrainingArguments` (with `--family dinov`: of `DinovTrainingArguments`) is a flag (`--help` lists
+them). Rerunning with the same `--output-dir` resumes.
 """
 
 from __future__ import annotations
@@ -45,16 +47,29 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
     return values
 
 
-def parse_train_arguments(
-    argv: Sequence[str] | None = None,
-) -> tuple[ModelArguments, DataArguments, SegmentationTrainingArguments]:
-    """Parse `--config FILE` (optional) and flags into the three argument dataclasses; flags win."""
+def _family_arguments(argv: Sequence[str] | None) -> tuple[str, list[str]]:
+    """(`--family` value, the other arguments): "sam" (default) or "dinov"."""
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--family", choices=("sam", "dinov"), default="sam")
+    known, rest = pre.parse_known_args(argv)
+    return known.family, rest
+
+
+def parse_train_arguments(argv: Sequence[str] | None = None, argument_classes: tuple | None = None) -> tuple:
+    """Parse `--config FILE` (optional) and flags into the argument dataclasses; flags win. Without
+    `argument_classes`, `--family dinov` picks `DinovTrainingArguments`, else SAM's three. A config key that is no
+    argument is a `ValueError` naming it."""
     from transformers import HfArgumentParser
 
+    family, argv = _family_arguments(argv)
+    if argument_classes is None:
+        from hf_promptseg.training.dinov_trainer import DinovTrainingArguments
+
+        argument_classes = (DinovTrainingArguments,) if family == "dinov" else ARGUMENT_CLASSES
     pre = argparse.ArgumentParser(add_help=False)
     pre.add_argument("--config")
     known, rest = pre.parse_known_args(argv)
-    parser = HfArgumentParser(ARGUMENT_CLASSES, prog="hf-promptseg train", description=__doc__.split("\n\n")[0])
+    parser = HfArgumentParser(argument_classes, prog="hf-promptseg train", description=__doc__.split("\n\n")[0])
     parser.epilog = "--config FILE: YAML or JSON mapping of any of these arguments (flags override it)"
     if known.config:
         values = read_config_file(known.config)
@@ -63,14 +78,29 @@ def parse_train_arguments(
         if unknown:
             raise ValueError(f"{known.config}: unknown arguments {unknown}")
         parser.set_defaults(**values)
-    model_args, data_args, training_args = parser.parse_args_into_dataclasses(args=list(rest))
-    return model_args, data_args, training_args
+    return tuple(parser.parse_args_into_dataclasses(args=list(rest)))
+
+
+def main_dinov(argv: Sequence[str]) -> int:
+    from hf_promptseg.training.dinov_trainer import DinovTrainer, DinovTrainingArguments
+
+    (args,) = parse_train_arguments(argv, (DinovTrainingArguments,))
+    results = DinovTrainer(args).train()
+    if "stopped_at_step" in results:
+        print(f"stopped at step {results['stopped_at_step']}; rerun with the same --output_dir to resume")
+    else:
+        print(json.dumps({"steps": results["steps"], "last": results["history"][-1:]}, indent=2))
+        print(f"model: {results['final']}")
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     from hf_promptseg.training.trainer import SegmentationTrainer
 
-    model_args, data_args, training_args = parse_train_arguments(argv)
+    family, argv = _family_arguments(argv)
+    if family == "dinov":
+        return main_dinov(argv)
+    model_args, data_args, training_args = parse_train_arguments(argv, ARGUMENT_CLASSES)
     results = SegmentationTrainer(model_args, data_args, training_args).train()
     if "after" in results:
         print(json.dumps({"before": results["before"], "after": results["after"]}, indent=2))
@@ -83,7 +113,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "train",
-        help="fine-tune SAM (SAM-Adapter, LoRA, full, decoder); see `hf-promptseg train --help`",
+        help="fine-tune SAM (SAM-Adapter, LoRA, full, decoder) or, with --family dinov, DINOv",
         add_help=False,
     )
     parser.set_defaults(func=lambda args: main(args.extra_args), accepts_extra_args=True)

@@ -167,8 +167,8 @@ def to_pil_image(image: Any, argument: str = "image") -> Any:
 # Documented ranges of `pipeline("mask-generation")` arguments: (low, high, None means "off" -> this value).
 # `high=None`: no upper bound. Thresholds at their "off" value keep every candidate.
 MASK_GENERATION_THRESHOLDS: dict[str, tuple[float, float | None, float | None]] = {
-    "pred_iou_thresh": (0.0, 1.0, 0.0),
-    "stability_score_thresh": (0.0, 1.0, 0.0),
+    "pred_iou_thresh": (0.0, 1.0, -math.inf),
+    "stability_score_thresh": (0.0, 1.0, -math.inf),
     "crops_nms_thresh": (0.0, 1.0, 1.0),
     "stability_score_offset": (0.0, None, None),
     "mask_threshold": (-math.inf, math.inf, None),

@@ -326,6 +326,15 @@ class DinovPreTrainedModel(PreTrainedModel):
         super()._init_weights(module)
         if isinstance(module, DinovPixelDecoder):
             nn.init.normal_(module.level_embed)
+        # The reference keeps PyTorch's N(0, 1) for its query and prompt embeddings; transformers' std-0.02 default
+        # starts every proposal from nearly the same anchor box and content, and training stays collapsed there.
+        if isinstance(module, nn.Embedding):
+            nn.init.normal_(module.weight)
+        if getattr(
+            module, "zero_init_last_layer", False
+        ):  # the box head starts as "no refinement", as in the reference
+            nn.init.zeros_(module.layers[-1].weight)
+            nn.init.zeros_(module.layers[-1].bias)
 
 
 class DinovModel(DinovPreTrainedModel):

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-import torch
 
 _LEVELS = ("object", "point", "coordinate")
 
@@ -74,7 +73,8 @@ def _pad_per_image(prompts: list, argument: str, pad: float, leaf: int | None) -
 
 
 def is_ragged(prompts: Any) -> bool:
-    if prompts is None or torch.is_tensor(prompts) or isinstance(prompts, np.ndarray):
+    """Whether per-image prompt lists need padding (anything that is not a non-empty list is left to validation)."""
+    if not isinstance(prompts, (list, tuple)) or len(prompts) == 0:
         return False
     try:
         array = np.asarray(prompts, dtype=np.float64)
