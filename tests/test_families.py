@@ -10,7 +10,7 @@ import pytest
 import hf_promptseg
 from hf_promptseg import families as families_module
 from hf_promptseg.cli import build_parser
-from hf_promptseg.families import FAMILY_NAMES, ArtifactKind, ModelFamily, artifact_kinds, families
+from hf_promptseg.families import FAMILY_NAMES, ArtifactKind, ModelFamily, artifact_kinds, card_kinds, families
 from hf_promptseg.hub import build_model_card, detect_artifact_kind
 
 PACKAGE = Path(hf_promptseg.__file__).parent
@@ -98,3 +98,8 @@ def test_a_new_family_reaches_the_cli_the_hub_and_registration(toy_family, tmp_p
         if action.dest == "family"
     )  # fmt: skip
     assert {"toy", "sam", "dinov"} <= set(convert.choices)
+
+
+def test_card_kinds_must_match_their_detectors():
+    with pytest.raises(ValueError, match="declares"):
+        card_kinds("hf_promptseg.models.sam", {"not_sam": (lambda path: False, lambda path: {})})

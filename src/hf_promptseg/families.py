@@ -11,8 +11,9 @@ from __future__ import annotations
 import argparse
 import functools
 import importlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from importlib import resources
 from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any
@@ -70,6 +71,39 @@ class ModelFamily:
             importlib.import_module(self.converter).add_cli_parser(subparsers)
 
 
+Detector = tuple[Callable[[Path], bool], Callable[[Path], dict[str, Any]]]
+
+
+def card_kinds(package: str, detectors: Mapping[str, Detector]) -> tuple[ArtifactKind, ...]:
+    """The artefact kinds declared in `package`'s `card_kinds.yaml`, in file order.
+
+    The YAML holds what a card says (template file beside it, library, pipeline tag, tags, summary, limitations);
+    `detectors` maps each kind to `(holds, details)`, the code that recognises and describes a saved directory.
+    """
+    import yaml
+
+    folder = resources.files(package)
+    spec = yaml.safe_load((folder / "card_kinds.yaml").read_text(encoding="utf-8"))
+    if set(spec) != set(detectors):
+        raise ValueError(
+            f"{package}/card_kinds.yaml declares {sorted(spec)} but detectors are given for {sorted(detectors)}"
+        )
+    return tuple(
+        ArtifactKind(
+            name=name,
+            template=folder / fields["template"],
+            library_name=fields["library_name"],
+            pipeline_tag=fields.get("pipeline_tag"),
+            tags=tuple(fields["tags"]),
+            summary=fields["summary"],
+            limitations=fields["limitations"],
+            holds=detectors[name][0],
+            details=detectors[name][1],
+        )
+        for name, fields in spec.items()
+    )
+
+
 @functools.cache
 def families() -> tuple[ModelFamily, ...]:
     """Every family of `FAMILY_NAMES`, in order (imported on first use)."""
@@ -81,4 +115,4 @@ def artifact_kinds() -> dict[str, ArtifactKind]:
     return {kind.name: kind for family in families() for kind in family.artifacts}
 
 
-__all__ = ["FAMILY_NAMES", "ArtifactKind", "ModelFamily", "artifact_kinds", "families"]
+__all__ = ["FAMILY_NAMES", "ArtifactKind", "ModelFamily", "artifact_kinds", "card_kinds", "families"]

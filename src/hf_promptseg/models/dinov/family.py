@@ -3,11 +3,10 @@ cards, and the converter of released checkpoints."""
 
 from __future__ import annotations
 
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from hf_promptseg.families import ArtifactKind, ModelFamily
+from hf_promptseg.families import ModelFamily, card_kinds
 from hf_promptseg.models.dinov.configuration_dinov import DinovConfig
 from hf_promptseg.models.dinov.prompt_bank import BANK_CONFIG
 from hf_promptseg.utils.files import read_json
@@ -59,31 +58,8 @@ def _bank_details(local_dir: Path) -> dict[str, Any]:
 FAMILY = ModelFamily(
     name="dinov",
     register=register,
-    artifacts=(
-        ArtifactKind(
-            name="dinov",
-            template=resources.files(__package__) / "model_card.md",
-            library_name="transformers",
-            pipeline_tag="image-segmentation",
-            tags=("dinov", "visual-prompting", "in-context-segmentation", "hf-promptseg"),
-            summary="Visual in-context prompting: segment what the reference prompts show.",
-            limitations="Quality depends on how representative the reference prompts are; generic segmentation "
-            "needs in-context examples for every category it should find.",
-            holds=_holds_model,
-            details=_model_details,
-        ),
-        ArtifactKind(
-            name="dinov_prompt_bank",
-            template=resources.files(__package__) / "prompt_bank_card.md",
-            library_name="hf-promptseg",
-            pipeline_tag=None,
-            tags=("dinov", "prompt-bank", "in-context-segmentation", "hf-promptseg"),
-            summary="In-context examples for DINOv generic segmentation.",
-            limitations="A bank only works with the DINOv model it was built with (its features live in that "
-            "model's embedding space).",
-            holds=_holds_bank,
-            details=_bank_details,
-        ),
+    artifacts=card_kinds(
+        __package__, {"dinov": (_holds_model, _model_details), "dinov_prompt_bank": (_holds_bank, _bank_details)}
     ),
     converter="hf_promptseg.models.dinov.convert_dinov_checkpoint",
 )

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from hf_promptseg.families import ArtifactKind, ModelFamily
+from hf_promptseg.families import ModelFamily, card_kinds
 from hf_promptseg.utils.files import read_json
 
 SAM_MODEL_TYPES = ("sam", "sam_hq", "hf_promptseg_sam")
@@ -49,20 +48,6 @@ def _sam_details(local_dir: Path) -> dict[str, Any]:
 FAMILY = ModelFamily(
     name="sam",
     register=register,
-    artifacts=(
-        ArtifactKind(
-            name="sam",
-            template=resources.files(__package__) / "model_card.md",
-            library_name="transformers",
-            pipeline_tag="mask-generation",
-            tags=("sam", "segment-anything", "promptable-segmentation", "hf-promptseg"),
-            summary="Promptable image segmentation with Segment Anything.",
-            limitations="SAM segments what it is prompted with; it does not name objects. Masks near thin "
-            "structures and low-contrast boundaries are coarse at the decoder's resolution (4× the image-embedding "
-            "grid: 256×256 for the released checkpoints).",
-            holds=_holds_sam,
-            details=_sam_details,
-        ),
-    ),
+    artifacts=card_kinds(__package__, {"sam": (_holds_sam, _sam_details)}),
     converter="hf_promptseg.models.sam.convert_sam_checkpoint",
 )

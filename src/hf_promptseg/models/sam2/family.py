@@ -6,11 +6,10 @@ Covers the SAM2 generation transformers serves with SAM2's processing: `Sam2Mode
 
 from __future__ import annotations
 
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from hf_promptseg.families import ArtifactKind, ModelFamily
+from hf_promptseg.families import ModelFamily, card_kinds
 from hf_promptseg.models.sam2.registration import SAM2_MODEL_TYPES
 from hf_promptseg.utils.files import read_json
 
@@ -65,18 +64,5 @@ def _sam2_details(local_dir: Path) -> dict[str, Any]:
 FAMILY = ModelFamily(
     name="sam2",
     register=register,
-    artifacts=(
-        ArtifactKind(
-            name="sam2",
-            template=resources.files(__package__) / "model_card.md",
-            library_name="transformers",
-            pipeline_tag="mask-generation",
-            tags=("sam2", "segment-anything-2", "promptable-segmentation", "hf-promptseg"),
-            summary="Promptable image segmentation with Segment Anything 2.",
-            limitations="SAM2 segments what it is prompted with; it does not name objects. This card covers "
-            "single-image use: the video memory of SAM2 is not part of this model.",
-            holds=_holds_sam2,
-            details=_sam2_details,
-        ),
-    ),
+    artifacts=card_kinds(__package__, {"sam2": (_holds_sam2, _sam2_details)}),
 )

@@ -3,11 +3,10 @@ and the converter of released checkpoints."""
 
 from __future__ import annotations
 
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from hf_promptseg.families import ArtifactKind, ModelFamily
+from hf_promptseg.families import ModelFamily, card_kinds
 from hf_promptseg.utils.files import read_json
 
 
@@ -63,31 +62,9 @@ def _adapter_details(local_dir: Path) -> dict[str, Any]:
 FAMILY = ModelFamily(
     name="sam_adapter",
     register=register,
-    artifacts=(
-        ArtifactKind(
-            name="sam_adapter",
-            template=resources.files(__package__) / "model_card.md",
-            library_name="peft",
-            pipeline_tag="image-segmentation",
-            tags=("sam", "sam-adapter", "peft", "hf-promptseg"),
-            summary="Prompt-free foreground segmentation with an adapter over a frozen SAM encoder.",
-            limitations="The adapter is tied to the width and depth of its base model; it segments the foreground "
-            "class it was trained for (e.g. camouflaged objects, shadows, polyps) without prompts.",
-            holds=_holds_adapter,
-            details=_adapter_details,
-        ),
-        ArtifactKind(
-            name="sam2_adapter",
-            template=resources.files(__package__) / "sam2_adapter_card.md",
-            library_name="peft",
-            pipeline_tag="image-segmentation",
-            tags=("sam2", "sam2-adapter", "sam-adapter", "peft", "hf-promptseg"),
-            summary="Prompt-free foreground segmentation with an adapter over a frozen SAM2 Hiera encoder.",
-            limitations="The adapter is tied to the stage widths and depths of its SAM2 base (a Hiera size); it "
-            "segments the foreground class it was trained for without prompts, on single images.",
-            holds=_holds_sam2_adapter,
-            details=_adapter_details,
-        ),
+    artifacts=card_kinds(
+        __package__,
+        {"sam_adapter": (_holds_adapter, _adapter_details), "sam2_adapter": (_holds_sam2_adapter, _adapter_details)},
     ),
     converter="hf_promptseg.models.sam_adapter.convert_sam_adapter_checkpoint",
 )
