@@ -4,6 +4,7 @@ import time
 import datasets
 import numpy as np
 import pytest
+import torch
 from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 
@@ -59,6 +60,9 @@ def test_rerun_skips_finished_images_and_keeps_them(scene_folder, tmp_path):
 def _shard_worker(source, out):
     import torch.distributed
 
+    # debug_launcher forks; OpenMP's thread pool of the parent does not survive a fork (the child would hang in its
+    # first parallel op), so the forked workers compute single-threaded.
+    torch.set_num_threads(1)
     generate_corpus(source, out, points_per_crop=6, progress=False)
     (out / f"process_{torch.distributed.get_rank()}_of_{torch.distributed.get_world_size()}").touch()
 
@@ -71,7 +75,12 @@ def test_sharded_run_gives_the_one_process_output(scene_folder, tmp_path):
     from accelerate.state import AcceleratorState
 
     one, two = tmp_path / "one", tmp_path / "two"
-    generate_corpus(scene_folder, one, points_per_crop=6, progress=False)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as the workers (float sums then agree to the bit)
+    try:
+        generate_corpus(scene_folder, one, points_per_crop=6, progress=False)
+    finally:
+        torch.set_num_threads(threads)
     AcceleratorState._reset_state(reset_partial_state=True)  # the forked workers must not inherit a 1-process state
     debug_launcher(_shard_worker, args=(scene_folder, two), num_processes=2)
     assert sorted(p.name for p in two.glob("process_*")) == ["process_0_of_2", "process_1_of_2"]
