@@ -68,23 +68,12 @@ def random_model(encoder: str):
 def random_sam2_model():
     """A Hiera-tiny SAM2 (`Sam2Config()`, 1024² input) with the same variance-preserving random weights."""
     import torch
-    from torch import nn
     from transformers import Sam2Config, Sam2Model
 
+    from hf_promptseg.utils.random_weights import variance_preserving_init
+
     torch.manual_seed(0)
-    model = Sam2Model(Sam2Config()).eval()
-    with torch.no_grad():
-        for module in model.modules():
-            if isinstance(module, (nn.Linear, nn.Conv2d, nn.ConvTranspose2d)):
-                fan_in = module.in_channels if isinstance(module, nn.ConvTranspose2d) else module.weight[0].numel()
-                module.weight.normal_(0, fan_in**-0.5)
-                if module.bias is not None:
-                    module.bias.normal_(0, 0.1)
-            elif isinstance(module, nn.Embedding):
-                module.weight.normal_(0, 1)
-        model.shared_image_embedding.positional_embedding.normal_(0, 1)
-        model.prompt_encoder.shared_embedding.positional_embedding.normal_(0, 1)
-    return model
+    return variance_preserving_init(Sam2Model(Sam2Config()), seed=None)
 
 
 def _build_model(family: str, encoder: str, directory: Path) -> None:

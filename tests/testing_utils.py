@@ -10,6 +10,7 @@ from transformers import SamConfig, SamModel
 
 from hf_promptseg.models.sam import convert_sam_checkpoint
 from hf_promptseg.models.sam.convert_sam_checkpoint import to_segment_anything_state_dict
+from hf_promptseg.utils.random_weights import variance_preserving_init
 
 TINY_SAM = SamConfig(
     vision_config={
@@ -109,28 +110,6 @@ def tiny_sam2_config(image_size: int = 64, blocks_per_stage=(1, 2, 1, 1)):
         },
     }
     return Sam2Config(**kwargs)
-
-
-def variance_preserving_init(model, seed: int = 0):
-    """Random weights that keep activations O(1) through a SAM2-generation model, in place; returns the model.
-
-    (transformers' small-std init makes every prompt give the same mask and IoU: nothing to compare.)
-    """
-    from torch import nn
-
-    torch.manual_seed(seed)
-    with torch.no_grad():
-        for module in model.modules():
-            if isinstance(module, (nn.Linear, nn.Conv2d, nn.ConvTranspose2d)):
-                fan_in = module.in_channels if isinstance(module, nn.ConvTranspose2d) else module.weight[0].numel()
-                module.weight.normal_(0, fan_in**-0.5)
-                if module.bias is not None:
-                    module.bias.normal_(0, 0.1)
-            elif isinstance(module, nn.Embedding):
-                module.weight.normal_(0, 1)
-        model.shared_image_embedding.positional_embedding.normal_(0, 1)
-        model.prompt_encoder.shared_embedding.positional_embedding.normal_(0, 1)
-    return model.eval()
 
 
 def random_sam2(seed: int = 0, **config):
