@@ -10,16 +10,14 @@ from __future__ import annotations
 import argparse
 import json
 
+from hf_promptseg.commands.image_sources import add_image_source_arguments
 from hf_promptseg.corpus.embedding import embed_images
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("embed", help="precompute image embeddings into a safetensors file")
-    parser.add_argument("input", help="image file, folder, glob, or dataset (as for `generate`)")
+    add_image_source_arguments(parser)
     parser.add_argument("--out", required=True, help="output .safetensors file")
-    parser.add_argument("--model", help="SAM dir or Hub id (default: the embedded demo SAM)")
-    parser.add_argument("--image-column", help="image column of a dataset input")
-    parser.add_argument("--split", help="split of a dataset input")
     parser.set_defaults(func=_run)
 
 

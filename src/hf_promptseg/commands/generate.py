@@ -15,6 +15,7 @@ import os
 import subprocess
 import sys
 
+from hf_promptseg.commands.image_sources import add_image_source_arguments
 from hf_promptseg.corpus.generation import generate_corpus
 from hf_promptseg.corpus.tiling import validate_tiling
 
@@ -35,11 +36,8 @@ _FLAGS = (
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("generate", help="automatic mask generation over images (COCO JSON + parquet)")
-    parser.add_argument("input", help="image file, folder, glob ('photos/*.jpg'), dataset dir/file or Hub dataset id")
+    add_image_source_arguments(parser)
     parser.add_argument("--out", required=True, help="output folder (rerunning it resumes)")
-    parser.add_argument("--model", help="SAM dir or Hub id (default: the embedded demo SAM)")
-    parser.add_argument("--image-column", help="image column of a dataset input")
-    parser.add_argument("--split", help="split of a dataset input (default: train, or its only split)")
     parser.add_argument("--tile-size", type=int, help="run on tiles of this side (pixels) at native resolution")
     parser.add_argument("--tile-overlap", type=int, default=64, help="overlap of neighbouring tiles (pixels)")
     parser.add_argument("--overlays", action="store_true", help="also write PNG overlays")

@@ -14,22 +14,20 @@ import argparse
 import json
 import sys
 
+from hf_promptseg.commands.image_sources import add_image_source_arguments
 from hf_promptseg.corpus.prompting import parse_boxes, parse_points, read_prompts, segment_images
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("segment", help="prompted segmentation (points / boxes) of images")
-    parser.add_argument("input", help="image file, folder, glob, or dataset (as for `generate`)")
+    add_image_source_arguments(parser)
     parser.add_argument("--out", required=True, help="output folder: <image>/object_<k>.png and results.json")
-    parser.add_argument("--model", help="SAM dir or Hub id (default: the embedded demo SAM)")
     parser.add_argument("--points", nargs="+", metavar="X,Y[,LABEL]", help="one single-point object each")
     parser.add_argument("--boxes", nargs="+", metavar="X1,Y1,X2,Y2", help="one box object each")
     parser.add_argument("--prompts", help="JSON file: prompts per image id (or a list for every image)")
     parser.add_argument("--multimask", action="store_true", help="keep SAM's 3 candidate masks per object")
     parser.add_argument("--window", type=int, help="segment each prompt in a window of this side (large images)")
     parser.add_argument("--embeddings", help="safetensors file from `hf-promptseg embed`")
-    parser.add_argument("--image-column", help="image column of a dataset input")
-    parser.add_argument("--split", help="split of a dataset input")
     parser.set_defaults(func=_run)
 
 
