@@ -23,7 +23,7 @@ from hf_promptseg.models.sam.fast_mask_decoder import FastSamMaskDecoder
 from hf_promptseg.models.sam.fast_mask_generation import generate_candidates
 from hf_promptseg.models.sam.image_processing_sam import (
     HfPromptsegSamImageProcessor,
-    post_process_for_mask_generation,
+    kept_candidates,
     validate_images,
 )
 from hf_promptseg.models.sam.row_chunked_attention import row_chunked_vision_attention
@@ -309,10 +309,11 @@ def _fast_postprocess(
             extra.setdefault(key, []).append(value)
     scores, boxes = torch.cat(scores), torch.cat(boxes)
     optional = {}
+    # `post_process_for_mask_generation`'s NMS, run once here so the kept indices also select the stability scores
+    keep = nms(boxes.float(), scores.float(), crops_nms_thresh)
     if output_stability_scores:
-        # the same NMS as in `post_process_for_mask_generation`, to carry the stability scores of the kept masks
-        optional["stability_scores"] = torch.cat(stabilities)[nms(boxes.float(), scores.float(), crops_nms_thresh)]
-    masks, scores, rles, boxes = post_process_for_mask_generation(run_lengths, scores, boxes, crops_nms_thresh)
+        optional["stability_scores"] = torch.cat(stabilities)[keep]
+    masks, scores, rles, boxes = kept_candidates(run_lengths, scores, boxes, keep)
     if output_rle_mask:
         optional["rle_mask"] = rles
     if output_bboxes_mask:

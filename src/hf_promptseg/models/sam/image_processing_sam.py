@@ -185,6 +185,13 @@ def post_process_for_mask_generation(
         crops_nms_thresh: box IoU above which the lower-scored mask is dropped.
     """
     keep = nms(all_boxes.float(), all_scores.float(), crops_nms_thresh)
+    return kept_candidates(all_masks, all_scores, all_boxes, keep)
+
+
+def kept_candidates(
+    all_masks: Sequence[dict[str, Any]], all_scores: torch.Tensor, all_boxes: torch.Tensor, keep: torch.Tensor
+) -> tuple[list[np.ndarray], torch.Tensor, list[dict[str, Any]], torch.Tensor]:
+    """Masks (decoded), scores, RLEs (list counts) and boxes of the candidates at indices `keep` (an NMS result)."""
     kept_rles = run_lengths_as_lists([all_masks[i] for i in keep.tolist()])
     masks = [decode_run_lengths(rle) for rle in kept_rles]
     return masks, all_scores[keep], kept_rles, all_boxes[keep]
@@ -202,5 +209,11 @@ def register_sam_image_processor() -> None:
     )
 
 
-__all__ = ["HfPromptsegSamImageProcessor", "nms", "post_process_for_mask_generation", "validate_images"]
+__all__ = [
+    "HfPromptsegSamImageProcessor",
+    "kept_candidates",
+    "nms",
+    "post_process_for_mask_generation",
+    "validate_images",
+]
 __getattr__ = moved_names(__name__, {"box_iou": "hf_promptseg.utils.boxes"})
