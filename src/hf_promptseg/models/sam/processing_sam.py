@@ -113,18 +113,9 @@ def _validate_image_prompts(
     boxes: np.ndarray | None,
     point_pad_value: float,
 ) -> None:
+    """Prompts lie inside their image (structure, rank and finiteness were checked by `validate_sam_prompts`)."""
     height, width = (int(v) for v in original_size)
     if points is not None:
-        if points.dtype == object or points.shape[-1:] != (2,):
-            raise ValueError(
-                f"`input_points`[{image_index}] has shape {points.shape}; expected (..., 2) `[x, y]` coordinates "
-                "with the same number of points for every object of an image"
-            )
-        if labels is not None and labels.shape != points.shape[:-1]:
-            raise ValueError(
-                f"`input_points`[{image_index}] and `input_labels`[{image_index}] do not match: "
-                f"{points.shape[:-1]} points vs {labels.shape} labels"
-            )
         real = np.ones(points.shape[:-1], dtype=bool) if labels is None else labels >= 0
         real &= ~np.all(points == point_pad_value, axis=-1)
         xs, ys = points[..., 0][real], points[..., 1][real]
@@ -136,13 +127,7 @@ def _validate_image_prompts(
                 f"(width x height) image, e.g. [{xs[first]:g}, {ys[first]:g}]; coordinates are pixels of the original "
                 "image, x in [0, width], y in [0, height]"
             )
-    elif labels is not None:
-        raise ValueError("`input_labels` was given without `input_points`")
     if boxes is not None:
-        if boxes.shape[-1:] != (4,):
-            raise ValueError(
-                f"`input_boxes`[{image_index}] has shape {boxes.shape}; expected (..., 4) `[x1, y1, x2, y2]`"
-            )
         boxes = boxes[~np.all(boxes == point_pad_value, axis=-1)]
         x1, y1, x2, y2 = (boxes[..., i] for i in range(4))
         if np.any(x2 < x1) or np.any(y2 < y1):
@@ -249,17 +234,6 @@ class HfPromptsegSamProcessor(SamProcessor):
             {"masks": image_masks[:count], "scores": iou_scores[index, :count].cpu()}
             for index, (image_masks, count) in enumerate(zip(masks, self.prompt_counts(inputs)))
         ]
-
-    def _check_and_preprocess_points(self, input_points=None, input_labels=None, input_boxes=None):
-        try:
-            return super()._check_and_preprocess_points(input_points, input_labels, input_boxes)
-        except ValueError as err:
-            if "inhomogeneous" not in str(err):
-                raise
-            raise ValueError(
-                "prompts are ragged: within one image every object needs the same number of points "
-                "(pad shorter ones with label -10) and every box 4 coordinates"
-            ) from err
 
     def _normalize_and_convert(
         self,
