@@ -78,6 +78,8 @@ def build_model_card(
     source: str | None = None,
     training: str | None = None,
     extra_tags: Sequence[str] = (),
+    eval_table: str | None = None,
+    limitations: str | None = None,
 ) -> ModelCard:
     """Fill the card template of artefact `kind` (detected from `local_dir` when omitted) into a `ModelCard`.
 
@@ -85,7 +87,9 @@ def build_model_card(
     (`hf_promptseg.families`).
 
     The YAML metadata carries `library_name`, `pipeline_tag`, `base_model`, `tags`, `datasets`, `license` and, when
-    `eval_results` are given (metric name → value on `eval_dataset`), a `model-index` with them.
+    `eval_results` are given (metric name → value on `eval_dataset`), a `model-index` with them. `eval_table`
+    (markdown) replaces the card's table of `eval_results`, e.g. to compare with baselines; `limitations` replaces
+    the kind's generic limitations.
     """
     local_dir = Path(local_dir)
     kinds = artifact_kinds()
@@ -127,10 +131,10 @@ def build_model_card(
         repo_id=repo_id,
         base_model=base_model,
         summary=summary or spec.summary,
-        limitations=spec.limitations,
+        limitations=limitations or spec.limitations,
         source=source,
         training=training,
-        eval_table=_eval_table(eval_results, eval_dataset) if eval_results else None,
+        eval_table=eval_table or (_eval_table(eval_results, eval_dataset) if eval_results else None),
         **details,
     )
 

@@ -2,6 +2,8 @@
 
 `demo_sam/` is a small transformers `SamModel` trained on procedural scenes (`hf_promptseg.data.scenes`) by
 `examples/train_demo_sam.py`; its model card (`demo_sam/README.md`) holds its recipe and held-out metrics.
+`demo_dinov/` is a small `DinovForVisualPromptSegmentation` trained on the same scenes by `hf-promptseg train
+--family dinov` (`examples/configs/dinov/demo-dinov-stage*.yaml`); its card (`demo_dinov/README.md`) likewise.
 
 Example:
 
@@ -26,15 +28,28 @@ DEMO_SAM_CARD_SCENES = 256
 DEMO_SAM_MASK_GENERATION_THRESHOLDS = {"pred_iou_thresh": 0.6, "stability_score_thresh": 0.85}
 
 
+DEMO_DINOV_DIR = resources.files(__name__) / "demo_dinov"
+# The DINOv card's held-out set: scenes of this seed at 64² (the training scenes are seed 0).
+DEMO_DINOV_CARD_SEED = 7
+
+
 def demo_sam_path() -> str:
     """Directory of the embedded demo SAM (loads with `from_pretrained` and `pipeline("mask-generation")`)."""
     return str(DEMO_SAM_DIR)
 
 
+def demo_dinov_path() -> str:
+    """Directory of the embedded demo DINOv (loads with `from_pretrained` and `pipeline("visual-prompt-segmentation")`)."""
+    return str(DEMO_DINOV_DIR)
+
+
 __all__ = [
+    "DEMO_DINOV_CARD_SEED",
+    "DEMO_DINOV_DIR",
     "DEMO_SAM_CARD_SCENES",
     "DEMO_SAM_CARD_SEED",
     "DEMO_SAM_DIR",
     "DEMO_SAM_MASK_GENERATION_THRESHOLDS",
+    "demo_dinov_path",
     "demo_sam_path",
 ]

@@ -1,9 +1,11 @@
-"""`hf-promptseg demo`: promptable segmentation end to end, offline, on the embedded default model.
+"""`hf-promptseg demo`: promptable segmentation end to end, offline, on the embedded default models.
 
 The demo segments a bundled procedural scene from single-point and box prompts with the embedded SAM
 (`hf_promptseg.assets`), runs `pipeline("mask-generation")` on it, writes overlay PNGs and `summary.json`, and
 measures mean IoU from one positive point and from a box on held-out scenes drawn from `--seed`. Any SAM repo or
-directory takes the same path (`--model facebook/sam-vit-base` for users with internet).
+directory takes the same path (`--model facebook/sam-vit-base` for users with internet). Then the embedded DINOv
+finds, in other scenes, the objects that mask / scribble / box / point prompts show on a reference scene
+(`dinov_referring.png`) and every object of the categories of a prompt bank (`dinov_generic.png`).
 
 Example:
 
@@ -31,6 +33,7 @@ from transformers import pipeline
 
 from hf_promptseg.assets import DEMO_SAM_CARD_SEED, DEMO_SAM_MASK_GENERATION_THRESHOLDS, demo_sam_path
 from hf_promptseg.data.scenes import Scene, make_scene, make_scenes
+from hf_promptseg.models.dinov.demo_dinov import run_dinov_demo
 from hf_promptseg.models.sam.prompted_segmentation import PromptedSegmenter, evaluate_prompted_segmentation
 from hf_promptseg.utils.masks import mask_iou
 from hf_promptseg.utils.overlays import overlay
@@ -55,6 +58,8 @@ def run_demo(
     device: str = "cpu",
     pred_iou_thresh: float | None = None,
     stability_score_thresh: float | None = None,
+    dinov_model: str | os.PathLike | None = None,
+    with_dinov: bool = True,
 ) -> dict[str, Any]:
     """Run the demo and return its summary (also written to `out_dir/summary.json`).
 
@@ -96,6 +101,7 @@ def run_demo(
 
     held_out = make_scenes(num_eval_scenes, seed=seed, height=image_size, width=image_size)
     metrics = evaluate_prompted_segmentation(segmenter, held_out)
+    dinov = run_dinov_demo(out_dir, dinov_model, device=device) if with_dinov else {}
     summary = {
         "model": model,
         "seed": seed,
@@ -106,8 +112,10 @@ def run_demo(
         "mask_generation_masks": len(auto_masks),
         "mask_generation_thresholds": thresholds,
         "outputs": {name: str(out_dir / f"{name}.png") for name in OUTPUT_IMAGES},
+        **({"dinov": {k: v for k, v in dinov.items() if k != "dinov_outputs"}} if dinov else {}),
         "seconds": round(time.perf_counter() - start, 1),
     }
+    summary["outputs"].update(dinov.get("dinov_outputs", {}))
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=2))
     return summary
 
@@ -125,6 +133,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--points-per-side", default=16, type=int, help="grid of the automatic mask generation")
     parser.add_argument("--pred-iou-thresh", type=float, help="mask-generation filter (embedded model: 0.6)")
     parser.add_argument("--stability-score-thresh", type=float, help="mask-generation filter (embedded model: 0.85)")
+    parser.add_argument("--dinov-model", default=None, help="DINOv repo id or directory (default: the embedded one)")
+    parser.add_argument("--no-dinov", action="store_true", help="skip the DINOv part")
     parser.set_defaults(func=_run)
 
 
@@ -137,12 +147,20 @@ def _run(args: argparse.Namespace) -> int:
         args.points_per_side,
         pred_iou_thresh=args.pred_iou_thresh,
         stability_score_thresh=args.stability_score_thresh,
+        dinov_model=args.dinov_model,
+        with_dinov=not args.no_dinov,
     )
     print(
         f"mean IoU on {summary['num_objects']} held-out objects (seed {summary['seed']}): "
         f"point {summary['mean_iou_point']:.3f}, box {summary['mean_iou_box']:.3f}; "
         f"{summary['mask_generation_masks']} masks from mask generation; {summary['seconds']} s"
     )
+    if "dinov" in summary:
+        dinov = summary["dinov"]
+        print(
+            f"DINOv: referring IoU {dinov['referring_miou']:.3f} over mask / scribble / box / point prompts across "
+            f"scenes; generic: {dinov['generic_found']} of {dinov['generic_objects']} objects found"
+        )
     for name, path in summary["outputs"].items():
         print(f"  {name:>16}: {path}")
     print(f"  {'summary':>16}: {Path(args.out) / 'summary.json'}")
