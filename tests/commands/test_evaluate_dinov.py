@@ -38,3 +38,16 @@ def test_dinov_evaluate_cli_rejects_an_unknown_task(capsys):
     with pytest.raises(SystemExit):
         cli_main(["evaluate", "--family", "dinov", "--model", "random:tiny", "--data", "scenes:6", "--task", "x"])
     assert "invalid choice: 'x'" in capsys.readouterr().err
+
+
+def test_dinov_evaluate_cli_reads_a_coco_file(tmp_path, capsys):
+    from hf_promptseg.data.instances import write_coco_instances
+    from hf_promptseg.data.scenes import make_scenes
+
+    annotations = write_coco_instances(make_scenes(4, seed=2, height=64, width=64), tmp_path / "coco")
+    argv = ["evaluate", "--family", "dinov", "--model", "random:tiny", "--data", str(annotations), "--task", "both",
+            "--bank-images", "2"]  # fmt: skip
+    assert cli_main(argv + ["--image-dir", str(tmp_path / "coco" / "images")]) == 0
+    assert "map_50" in capsys.readouterr().out
+    assert cli_main(argv) == 2
+    assert "`image_dir` is required" in capsys.readouterr().err

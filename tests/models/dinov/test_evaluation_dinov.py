@@ -71,6 +71,17 @@ def test_generic_metrics_are_bounded_and_reproducible(tiny, scenes):
     model.eval()
 
 
+def test_parquet_data_gives_the_same_numbers(tiny, scenes, tmp_path):
+    model, processor = tiny
+    scenes.dataset.to_parquet(str(tmp_path / "scenes.parquet"))
+    from_parquet = load_evaluation_data(str(tmp_path / "scenes.parquet"))
+    assert len(from_parquet.dataset) == 6
+    options = dict(prompt_kinds=["mask"], progress=False)
+    assert evaluate_referring(model, processor, from_parquet, **options) == evaluate_referring(
+        model, processor, scenes, **options
+    )
+
+
 def test_evaluate_dinov_merges_both_tasks(tiny, scenes):
     model, processor = tiny
     both = evaluate_dinov(model, processor, scenes, task="both", bank_images=2, prompt_kinds=["box"], progress=False)
