@@ -18,6 +18,9 @@ def test_dinov_evaluate_cli_writes_both_tasks(tmp_path, capsys):
     assert cli_main(["evaluate", "--family", "dinov", "--model", "random:tiny", "--data", "scenes:4:1:64",
                      "--task", "generic", "--bank-images", "1"]) == 0  # fmt: skip
     assert "referring_miou" not in capsys.readouterr().out
+    assert cli_main(["evaluate", "--family", "dinov", "--model", "random:tiny", "--data", "scenes:4:1:64",
+                     "--task", "referring", "--reference-filter"]) == 0  # fmt: skip
+    assert "num_filter_fallbacks" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize(

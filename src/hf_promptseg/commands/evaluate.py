@@ -48,6 +48,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     dinov.add_argument("--image-dir", help="image folder of a COCO instances .json")
     dinov.add_argument("--bank-images", type=int, default=4, help="generic: the first N images give the prompt bank")
     dinov.add_argument("--num-examples", type=int, default=16, help="generic: bank tokens averaged per category")
+    dinov.add_argument(
+        "--reference-filter", action="store_true", help="referring: pick among the proposals the reference's filter "
+        "keeps (predicted IoU > 0.5, NMS, area)"
+    )  # fmt: skip
     dinov.add_argument("--seed", type=int, default=0, help="reference choice, prompt drawing and bank sampling")
     parser.set_defaults(func=_run)
 
@@ -71,6 +75,8 @@ def _dinov_metrics(args: argparse.Namespace) -> dict[str, float]:
     options = {"seed": args.seed, "batch_size": args.batch_size}
     if args.task != "referring":
         options.update(bank_images=args.bank_images, num_examples=args.num_examples)
+    if args.task != "generic":
+        options.update(reference_filter=args.reference_filter)
     return evaluate_dinov(model, processor, data, task=args.task, **options)
 
 

@@ -71,6 +71,22 @@ def test_generic_metrics_are_bounded_and_reproducible(tiny, scenes):
     model.eval()
 
 
+def test_reference_filter(tiny, scenes):
+    import copy
+
+    model, processor = tiny
+    options = dict(prompt_kinds=["mask", "box"], progress=False)
+    plain = evaluate_referring(model, processor, scenes, **options)
+    filtered = evaluate_referring(model, processor, scenes, reference_filter=True, **options)
+    assert filtered["num_filter_fallbacks"] == 6, "a random IoU head predicts < 0.5 everywhere: all fall back"
+    assert {k: v for k, v in filtered.items() if k != "num_filter_fallbacks"} == plain
+    confident = copy.deepcopy(model)
+    with torch.no_grad():
+        confident.iou_head.layers[-1].bias.fill_(5.0)
+    kept = evaluate_referring(confident, processor, scenes, reference_filter=True, **options)
+    assert kept["num_filter_fallbacks"] == 0 and 0 <= kept["referring_miou"] <= 1
+
+
 def test_parquet_data_gives_the_same_numbers(tiny, scenes, tmp_path):
     model, processor = tiny
     scenes.dataset.to_parquet(str(tmp_path / "scenes.parquet"))

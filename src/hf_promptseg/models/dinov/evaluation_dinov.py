@@ -201,6 +201,7 @@ def evaluate_referring(
     seed: int = 0,
     batch_size: int = 8,
     sampling_config: DinovPromptSamplingConfig | None = None,
+    reference_filter: bool = False,
     progress: bool = True,
 ) -> dict[str, float | int]:
     """Cross-image referring mIoU of a `DinovForVisualPromptSegmentation` (see the module docstring).
@@ -212,13 +213,16 @@ def evaluate_referring(
         seed: picks the reference instances and draws the prompts (each prompt from its own seeded generator, so
             batching changes nothing).
         sampling_config: stroke counts / widths and the point radius of the prompts (the trainer's defaults).
+        reference_filter: choose among the proposals the reference's filter keeps (`post_process_referring`:
+            predicted IoU > 0.5, box NMS at 0.7, > 50 pixels at 1/4 resolution) instead of all of them; a target
+            where none survives falls back to all proposals (counted in `num_filter_fallbacks`).
 
     Returns:
         `referring_miou` / `referring_ciou` / `referring_hit_rate` (IoU >= 0.5) over all prompts and
         `referring_miou_<kind>` per kind; the baseline `paste_miou` / `paste_ciou` / `paste_miou_<kind>`: the prompt
         itself pasted onto the target at the same place (normalised coordinates); `num_prompts` (instances ×
         kinds), `num_instances` (targets with a reference), `num_unreferenced_instances` (their category is in no
-        other image; skipped).
+        other image; skipped); with `reference_filter`, `num_filter_fallbacks`.
 
     Example:
         >>> from hf_promptseg.models.dinov.evaluation_dinov import evaluate_referring, load_for_evaluation
@@ -249,14 +253,19 @@ def evaluate_referring(
         by_target: dict[int, list[int]] = {}
         for number, prompt in enumerate(prompts):
             by_target.setdefault(prompt.target, []).append(number)
-        targets = sorted(by_target)
+        targets, fallbacks = sorted(by_target), 0
         bar = tqdm(total=len(targets), desc="referring: targets", disable=not progress, leave=False)
         for chunk in _batches(targets, batch_size):
             rows = [decode_instances(dataset[index]) for index in chunk]
             batch = image_processor([row["image"] for row in rows], return_tensors="pt")
             pixel_values = batch["pixel_values"].to(device)
             numbers = [by_target[index] for index in chunk]
-            chosen = _referring_top_masks(model, pixel_values, [tokens[n].flatten(0, 1) for n in numbers])
+            sizes = [tuple(int(v) for v in size) for size in batch["image_sizes"]]
+            chosen, fell_back = _referring_top_masks(
+                model, pixel_values, [tokens[n].flatten(0, 1) for n in numbers],
+                (image_processor, sizes) if reference_filter else None,
+            )  # fmt: skip
+            fallbacks += fell_back
             for b, (row, image_numbers) in enumerate(zip(rows, numbers)):
                 original = tuple(int(v) for v in batch["original_sizes"][b])
                 masks = unpad_mask_logits(
@@ -290,6 +299,8 @@ def evaluate_referring(
         "num_instances": len(prompts),
         "num_unreferenced_instances": unreferenced,
     }
+    if reference_filter:
+        metrics["num_filter_fallbacks"] = fallbacks
     return metrics
 
 
@@ -337,25 +348,40 @@ def _encode_reference_prompts(model, image_processor, dataset, prompts, kinds, c
     return tokens, pasted
 
 
-def _referring_top_masks(model: Any, pixel_values: torch.Tensor, tokens: list[torch.Tensor]) -> list[torch.Tensor]:
-    """Per image, the (N_b, h, w) mask logits of each prompt's top-scoring proposal (argmax of the match score).
+def _referring_top_masks(
+    model: Any, pixel_values: torch.Tensor, tokens: list[torch.Tensor], reference_filter: tuple | None = None
+) -> tuple[list[torch.Tensor], int]:
+    """Per image, the (N_b, h, w) mask logits of each prompt's top-scoring proposal (argmax of the match score,
+    among the survivors of the reference's filter when `reference_filter` = (image processor, image sizes)), and
+    how many (image, prompt chunk) pairs fell back to all proposals because the filter kept none.
 
     Prompts are independent in the referring decoder (a content query attends only to itself and the proposals
     not at all), so zero-padding the prompts of a batch and splitting them into chunks changes no result."""
+    from hf_promptseg.models.dinov.modeling_dinov import DinovSegmentationOutput
+
     features = model.model.get_image_features(pixel_values)
     width = max(len(t) for t in tokens)
     padded = torch.zeros(len(tokens), width, model.config.hidden_size, device=pixel_values.device)
     for b, image_tokens in enumerate(tokens):
         padded[b, : len(image_tokens)] = image_tokens.to(padded)
     step = model.config.max_prompts
-    parts = []
+    parts, fallbacks = [], 0
     for start in range(0, width, step):
         queries, boxes = model.model.prompt_queries(padded[:, start : start + step])
         out = model.referring(features, queries, boxes, tuple(pixel_values.shape[-2:]))
         best = out.match_scores.argmax(-1)
+        if reference_filter is not None:
+            image_processor, sizes = reference_filter
+            for b in range(len(tokens)):
+                one = DinovSegmentationOutput(**{name: getattr(out, name)[b : b + 1] for name in
+                                                 ("match_scores", "pred_masks", "pred_boxes", "iou_scores")})  # fmt: skip
+                try:
+                    best[b] = image_processor.post_process_referring(one, sizes[b])[0]["indices"]
+                except ValueError:  # nothing survives the filter
+                    fallbacks += 1
         parts.append(torch.stack([out.pred_masks[b, best[b]] for b in range(len(tokens))]))
     masks = torch.cat(parts, 1)
-    return [masks[b, : len(image_tokens)] for b, image_tokens in enumerate(tokens)]
+    return [masks[b, : len(image_tokens)] for b, image_tokens in enumerate(tokens)], fallbacks
 
 
 def _paint(masks: np.ndarray, scores: Sequence[float], labels: Sequence[int], threshold: float,
