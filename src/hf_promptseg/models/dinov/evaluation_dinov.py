@@ -528,10 +528,10 @@ def _score_generic(model, image_processor, dataset, targets, prompt_tokens, bank
     bar.close()
     if not ap.ground_truth:
         raise ValueError("no evaluated image holds an instance of a bank category: nothing to score")
-    scores, baseline = ap.results(), paste_ap.results()
+    detection, baseline = ap.results(), paste_ap.results()
     iou, paste_iou = semantic.per_category_iou(), paste_semantic.per_category_iou()
     return {
-        **scores,
+        **detection,
         "semantic_miou": _nanmean(iou[1:]),
         "semantic_background_iou": _nanmean(iou[:1]),
         **{f"paste_{name}": value for name, value in baseline.items() if name != "mar"},
@@ -548,8 +548,16 @@ def evaluate_dinov(
 ) -> dict[str, float | int]:
     """`evaluate_referring` and / or `evaluate_generic` (`task` "referring", "generic" or "both") in one flat dict;
     `options` go to the function that takes them (`bank_images`, `num_examples`, `max_detections`,
-    `score_threshold` to generic; `prompt_kinds`, `sampling_config` to referring; `seed`, `batch_size`,
-    `progress` to both)."""
+    `score_threshold` to generic; `prompt_kinds`, `sampling_config`, `reference_filter` to referring; `seed`,
+    `batch_size`, `progress` to both).
+
+    Example:
+        >>> from hf_promptseg.models.dinov.evaluation_dinov import evaluate_dinov, load_for_evaluation
+        >>> model, processor = load_for_evaluation("random:tiny")
+        >>> metrics = evaluate_dinov(model, processor, "scenes:4:0:64", bank_images=2, progress=False)
+        >>> {"referring_miou", "paste_miou", "map", "paste_map", "semantic_miou"} <= set(metrics)
+        True
+    """
     import inspect
 
     if task not in TASKS:
