@@ -1,7 +1,9 @@
 """Segmentation metrics as offline `evaluate.Metric` modules, backed by pysodmetrics.
 
 Each metric lives in its own file so that `evaluate.load(<path to file>)` works without the Hub; the classes can also
-be instantiated directly. `load_metric("cod" | "ber" | "polyp")` does the former.
+be instantiated directly. `load_metric("cod" | "ber" | "polyp")` does the former. The in-context segmentation
+metrics of DINOv are `load_metric("instance_map")` (COCO mask AP via pycocotools' `COCOeval`), `"semantic_miou"`
+and `"referring_miou"`.
 
 Example:
 
@@ -30,9 +32,24 @@ from hf_promptseg.metrics.accumulators import (
 )
 from hf_promptseg.metrics.ber_metric import BERMetric
 from hf_promptseg.metrics.cod_metric import CODMetric
+from hf_promptseg.metrics.instance_map_metric import InstanceAPMetric
+from hf_promptseg.metrics.mask_accumulators import (
+    InstanceAPAccumulator,
+    ReferringIoUAccumulator,
+    SemanticIoUAccumulator,
+)
 from hf_promptseg.metrics.polyp_metric import PolypMetric
+from hf_promptseg.metrics.referring_miou_metric import ReferringIoUMetric
+from hf_promptseg.metrics.semantic_miou_metric import SemanticIoUMetric
 
-METRIC_FILES = {"cod": "cod_metric.py", "ber": "ber_metric.py", "polyp": "polyp_metric.py"}
+METRIC_FILES = {
+    "cod": "cod_metric.py",
+    "ber": "ber_metric.py",
+    "polyp": "polyp_metric.py",
+    "instance_map": "instance_map_metric.py",
+    "semantic_miou": "semantic_miou_metric.py",
+    "referring_miou": "referring_miou_metric.py",
+}
 
 
 def load_metric(name: str) -> evaluate.EvaluationModule:
@@ -47,9 +64,15 @@ __all__ = [
     "BERMetric",
     "CODAccumulator",
     "CODMetric",
+    "InstanceAPAccumulator",
+    "InstanceAPMetric",
     "METRIC_DIRECTIONS",
     "PolypAccumulator",
     "PolypMetric",
+    "ReferringIoUAccumulator",
+    "ReferringIoUMetric",
+    "SemanticIoUAccumulator",
+    "SemanticIoUMetric",
     "load_metric",
     "make_accumulator",
 ]
