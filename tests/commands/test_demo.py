@@ -21,15 +21,21 @@ def test_demo_writes_overlays_and_summary_with_any_sam_dir(random_sam_dir, tmp_p
     summary = json.loads((out / "summary.json").read_text())
     assert 0.0 <= summary["mean_iou_point"] <= 1.0 and 0.0 <= summary["mean_iou_box"] <= 1.0
     assert summary["num_objects"] >= 2 and summary["seed"] == 7
-    for name in ("scene", "point_prompts", "box_prompts", "mask_generation"):
+    for name in ("scene", "point_prompts", "box_prompts", "mask_generation", "dinov_referring", "dinov_generic"):
         assert (out / f"{name}.png").stat().st_size > 0
+    assert set(summary["dinov"]["referring_iou"]) == {"mask", "scribble", "box", "point"}
     printed = capsys.readouterr().out
-    assert "mean IoU" in printed and str(out / "summary.json") in printed
+    assert "mean IoU" in printed and "DINOv: referring IoU" in printed and str(out / "summary.json") in printed
+
+
+def test_no_dinov_skips_its_part(random_sam_dir, tmp_path):
+    summary = run_demo(random_sam_dir, tmp_path, num_eval_scenes=1, points_per_side=2, with_dinov=False)
+    assert "dinov" not in summary and not (tmp_path / "dinov_referring.png").exists()
 
 
 def test_seed_draws_a_different_held_out_set(random_sam_dir, tmp_path):
-    first = run_demo(random_sam_dir, tmp_path / "a", seed=1, num_eval_scenes=2, points_per_side=2)
-    second = run_demo(random_sam_dir, tmp_path / "b", seed=2, num_eval_scenes=2, points_per_side=2)
+    first = run_demo(random_sam_dir, tmp_path / "a", seed=1, num_eval_scenes=2, points_per_side=2, with_dinov=False)
+    second = run_demo(random_sam_dir, tmp_path / "b", seed=2, num_eval_scenes=2, points_per_side=2, with_dinov=False)
     assert (first["num_objects"], first["mean_iou_box"]) != (second["num_objects"], second["mean_iou_box"])
 
 
