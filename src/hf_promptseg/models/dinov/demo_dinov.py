@@ -5,7 +5,7 @@
   when it is of the prompted shape kind (the scenes' category), so the IoU is taken with the target's instance of
   that kind.
 - *Generic*: a prompt bank of every instance of a few reference scenes, labelled by shape kind; every object of
-  the bank's categories is found in a different scene.
+  the bank's categories is found in a different scene (left: the scene's objects and kinds; right: what was found).
 
 Both pictures are upscaled ×4 (the embedded model works at 64², the size it was trained at).
 
@@ -26,9 +26,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 from PIL import Image, ImageDraw
 
 from hf_promptseg.data.scenes import SHAPES, Scene, make_scene_with_objects, make_scenes
+from hf_promptseg.utils.boxes import nms
 from hf_promptseg.utils.masks import mask_iou
 from hf_promptseg.utils.overlays import PALETTE, overlay
 from hf_promptseg.utils.prompt_geometry import bounding_box, interior_point
@@ -105,6 +107,26 @@ def _upscaled(picture: Image.Image) -> Image.Image:
     return picture.resize((picture.width * UPSCALE, picture.height * UPSCALE), Image.NEAREST)
 
 
+def _distinct(instances: list[dict]) -> list[dict]:
+    """Drop detections whose box overlaps a higher-scoring one's by IoU > 0.5 (the generic head has no NMS)."""
+    if not instances:
+        return []
+    boxes = torch.tensor([bounding_box(r["mask"]) if r["mask"].any() else (0, 0, 0, 0) for r in instances])
+    keep = nms(boxes, torch.tensor([r["score"] for r in instances]), 0.5)
+    return [instances[int(i)] for i in keep if instances[int(i)]["mask"].any()]
+
+
+def _labelled(picture: Image.Image, masks: list[np.ndarray], labels: list[str]) -> Image.Image:
+    """Upscaled `picture` with each mask's label written at its interior point."""
+    picture = _upscaled(picture)
+    draw = ImageDraw.Draw(picture)
+    for mask, label in zip(masks, labels):
+        x, y = interior_point(mask)
+        draw.text((UPSCALE * x, UPSCALE * y), str(label), fill=(0, 0, 0), anchor="mm", stroke_width=2,
+                  stroke_fill=(255, 255, 255))  # fmt: skip
+    return picture
+
+
 def _side_by_side(left: Image.Image, right: Image.Image) -> Image.Image:
     canvas = Image.new("RGB", (left.width + right.width + 8, max(left.height, right.height)), (255, 255, 255))
     canvas.paste(left, (0, 0))
@@ -165,16 +187,21 @@ def run_dinov_demo(
         {"image": [s.image for s in bank_scenes], "mask": [np.stack(s.masks) for s in bank_scenes],
          "label": [s.shapes for s in bank_scenes]},
     )  # fmt: skip
-    instances = [r for r in segmenter(generic_target.image, prompt_bank=bank, task="generic")
-                 if r["score"] >= generic_threshold]  # fmt: skip
+    instances = _distinct(
+        [
+            r
+            for r in segmenter(generic_target.image, prompt_bank=bank, task="generic")
+            if r["score"] >= generic_threshold
+        ]
+    )
     matched = []
     for mask, kind in zip(generic_target.masks, generic_target.shapes):
         ious = [mask_iou(r["mask"], mask) for r in instances if r["label"] == kind]
         matched.append(max(ious, default=0.0))
-    _side_by_side(
-        _upscaled(overlay(generic_target.image, generic_target.masks)),
-        _upscaled(overlay(generic_target.image, [r["mask"] for r in instances])),
-    ).save(out_dir / "dinov_generic.png")
+    truth = _labelled(overlay(generic_target.image, generic_target.masks), generic_target.masks, generic_target.shapes)
+    detections = [r["mask"] for r in instances]
+    found_picture = _labelled(overlay(generic_target.image, detections), detections, [r["label"] for r in instances])
+    _side_by_side(truth, found_picture).save(out_dir / "dinov_generic.png")
     return {
         "dinov_model": model,
         "referring_iou": per_kind,
