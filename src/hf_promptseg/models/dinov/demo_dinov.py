@@ -41,8 +41,8 @@ UPSCALE = 4
 # The embedded model's card set: scenes of `DEMO_DINOV_CARD_SEED` at 64²; the generic bank from the first images.
 DEMO_DINOV_CARD_SCENES = 100
 DEMO_DINOV_CARD_BANK_IMAGES = 16
-# Its focal-trained class scores stay low (most below 0.3), so semantic maps keep instances scored >= 0.1.
-DEMO_DINOV_SEMANTIC_THRESHOLD = 0.1
+# Its focal-trained class scores stay low (most below 0.3): semantic maps and the demo keep instances scored >= 0.1.
+DEMO_DINOV_SCORE_THRESHOLD = 0.1
 # (x, y, radius) of the four objects of the referring scenes at 64² (apart, so every mask stays whole)
 REFERRING_LAYOUT = ((16, 16, 11), (48, 17, 11), (17, 48, 11), (47, 47, 11))
 
@@ -99,7 +99,7 @@ def card_metrics(model_dir: str | os.PathLike, seed: int | None = None) -> dict[
     model, processor = load_for_evaluation(str(model_dir))
     referring = evaluate_referring(model, processor, data, seed=0, progress=False)
     generic = evaluate_generic(model, processor, data, bank_images=DEMO_DINOV_CARD_BANK_IMAGES,
-                               score_threshold=DEMO_DINOV_SEMANTIC_THRESHOLD, progress=False)  # fmt: skip
+                               score_threshold=DEMO_DINOV_SCORE_THRESHOLD, progress=False)  # fmt: skip
     return {**referring, **generic}
 
 
@@ -148,7 +148,7 @@ def _reference_picture(scene: Scene, prompts: dict[str, list]) -> Image.Image:
 
 def run_dinov_demo(
     out_dir: str | os.PathLike, model: str | os.PathLike | None = None, seed: int = DEMO_DINOV_SEED,
-    num_bank_scenes: int = 8, generic_threshold: float = 0.5, device: str = "cpu",
+    num_bank_scenes: int = 8, generic_threshold: float = DEMO_DINOV_SCORE_THRESHOLD, device: str = "cpu",
 ) -> dict[str, Any]:  # fmt: skip
     """Write `dinov_referring.png` and `dinov_generic.png` to `out_dir`; returns their numbers."""
     from transformers import pipeline
