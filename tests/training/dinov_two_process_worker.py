@@ -1,5 +1,5 @@
-"""Run by `torchrun --nproc_per_node 2` from test_dinov_trainer.py: 2 DINOv steps, dump this rank's weights and
-its first batch's sum."""
+"""Run by `torchrun --nproc_per_node 2` from test_dinov_trainer*.py: 2 DINOv steps (`method` from argv[2], default
+full), dump this rank's weights and its first batch's sum."""
 
 import json
 import sys
@@ -10,6 +10,7 @@ from safetensors.torch import save_file
 from hf_promptseg.training.dinov_trainer import DinovTrainer, DinovTrainingArguments
 
 output_dir = Path(sys.argv[1])
+method = sys.argv[2] if len(sys.argv) > 2 else "full"
 trainer = DinovTrainer(
     DinovTrainingArguments(
         output_dir=str(output_dir),
@@ -22,6 +23,7 @@ trainer = DinovTrainer(
         num_clicks=3,
         num_content_prompts=2,
         learning_rate=1e-3,
+        method=method,
     )  # fmt: skip
 )
 rank = trainer.accelerator.process_index

@@ -12,8 +12,12 @@ Differences from the reference, stated: generic prompts come from the batch of o
 every GPU's prompt tokens); one image mapper (longest edge → `image_size`, pad to a square) and an optional
 horizontal flip instead of large-scale jitter.
 
+Modes (`method`): `full` (optionally `freeze_backbone`) and `lora` (PEFT LoRA in the decoder and prompt-encoder
+layers, `lora_modules_to_save` heads trained fully); `activation_checkpointing` recomputes the Swin backbone.
+
 Run directory: `checkpoint/` (accelerate state + `progress.json`), `final/` (`save_pretrained` model + image
-processor), `metrics.json` (loss history).
+processor; with `method: lora` the adapter only — `adapter_model.safetensors` + `adapter_config.json`, loaded with
+`PeftModel.from_pretrained` — plus `base/` when the base is a random preset), `metrics.json` (loss history).
 """
 
 from __future__ import annotations
@@ -30,9 +34,20 @@ from torch import nn
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
+from hf_promptseg.training.lora import (
+    check_modules_exist,
+    scoped_modules,
+    split_module_names,
+    write_adapter_base,
+)
 from hf_promptseg.utils.files import atomic_output_dir
+from hf_promptseg.utils.validation import check_positive_int
 
 TASKS = ("generic", "referring", "both")
+METHODS = ("full", "lora")
+# LoRA goes into the layers of these modules (the decoder and the visual prompt encoder), never the backbone or
+# the pixel decoder.
+LORA_SCOPES = (r"model\.decoder\.layers\.\d+", r"model\.prompt_encoder\.layers\.\d+")
 PROGRESS_FILE = "progress.json"
 
 
@@ -48,7 +63,26 @@ class DinovTrainingArguments:
     image_dir: str | None = field(default=None, metadata={"help": "image folder of a COCO JSON"})
     base_model: str = field(default="random:tiny", metadata={"help": "DINOv dir or 'random:<tiny|small|swin-t>'"})
     model_seed: int = field(default=0)
+    method: str = field(
+        default="full",
+        metadata={"help": f"one of {METHODS}: 'full' trains every weight (but the backbone with freeze_backbone); "
+                  "'lora' trains PEFT LoRA adapters in the decoder and prompt-encoder layers plus "
+                  "`lora_modules_to_save`, and saves the adapter only"},
+    )  # fmt: skip
     freeze_backbone: bool = field(default=False, metadata={"help": "train everything but the Swin backbone"})
+    lora_r: int = field(default=8, metadata={"help": "LoRA rank"})
+    lora_alpha: int = field(default=16, metadata={"help": "LoRA scaling numerator"})
+    lora_target_modules: str = field(
+        default="self_attn,cross_attn,value_proj,output_proj,fc1,fc2",
+        metadata={"help": "comma-separated module names inside the decoder / prompt-encoder layers for LoRA"},
+    )
+    lora_modules_to_save: str = field(
+        default="mask_embed,iou_head,bbox_head",
+        metadata={"help": "comma-separated modules trained fully (and saved with the adapter) in LoRA mode"},
+    )
+    activation_checkpointing: bool = field(
+        default=False, metadata={"help": "recompute the Swin backbone's activations in the backward pass"}
+    )
     task: str = field(default="generic", metadata={"help": f"one of {TASKS} ('both' sums the two tasks' losses)"})
     image_size: int = field(default=64, metadata={"help": "longest edge after resize; padded to this square"})
     horizontal_flip: bool = field(default=True)
@@ -78,6 +112,17 @@ class DinovTrainingArguments:
     def __post_init__(self) -> None:
         if self.task not in TASKS:
             raise ValueError(f"`task` must be one of {TASKS}, got {self.task!r}")
+        if self.method not in METHODS:
+            raise ValueError(f"`method` must be one of {METHODS}, got {self.method!r}")
+        if self.method == "lora" and self.freeze_backbone:
+            raise ValueError(
+                "`freeze_backbone` conflicts with `method` 'lora': LoRA already freezes every base weight (the "
+                "backbone included); drop `freeze_backbone` or use `method` 'full'"
+            )
+        if self.method == "lora":
+            for name in ("lora_r", "lora_alpha"):
+                check_positive_int(getattr(self, name), name)
+            split_module_names(self.lora_target_modules, "lora_target_modules")
         if self.mixed_precision not in ("no", "bf16"):
             raise ValueError(f"`mixed_precision` must be 'no' or 'bf16', got {self.mixed_precision!r}")
         if self.image_size % 32:
@@ -141,6 +186,70 @@ def build_dinov(base_model: str, seed: int = 0):
         raise ValueError(f"`base_model` 'random:{name}': unknown preset; choose from {['swin-t', *TRAINING_PRESETS]}")
     torch.manual_seed(seed)
     return DinovForVisualPromptSegmentation(config)
+
+
+def checkpoint_backbone(model: nn.Module) -> None:
+    """Activation checkpointing of the Swin backbone of a DINOv: each Swin block keeps only its input in the forward
+    pass and runs again in the backward pass.
+
+    transformers' own mechanism (`SwinBackbone.activation_checkpointing_enable`, non-reentrant `torch.utils.checkpoint`)
+    marks both the Swin stages and the blocks inside them; nested like that, a block would run three times (forward,
+    its stage's recompute, its own recompute), so only the innermost marked layers stay checkpointed.
+    """
+    from transformers.modeling_layers import GradientCheckpointingLayer
+
+    backbone = model.model.backbone
+    backbone.activation_checkpointing_enable()
+    for module in backbone.modules():
+        inner = [m for m in module.modules() if m is not module and isinstance(m, GradientCheckpointingLayer)]
+        if isinstance(module, GradientCheckpointingLayer) and any(m.gradient_checkpointing for m in inner):
+            module.gradient_checkpointing = False
+
+
+def dinov_lora_model(model: nn.Module, args: DinovTrainingArguments):
+    """`model` as a PEFT `PeftModel` with LoRA on `args.lora_target_modules` of the decoder and prompt-encoder
+    layers and `args.lora_modules_to_save` trained fully; every other weight frozen.
+
+    A linear layer gets PEFT's `lora.Linear`; an `nn.MultiheadAttention` (`self_attn`, `cross_attn`) gets LoRA on its
+    fused q/k/v weight `in_proj_weight` through `target_parameters` (a parametrisation: W + BA computed at each
+    forward). PEFT's `lora.MultiheadAttention` is not used: it adds BA into the frozen weights before every forward
+    and subtracts it after, which leaves them off by rounding (1.5e-8 after two steps) — the base would not stay the
+    base. The attention's output projection is not adapted (`nn.MultiheadAttention` never calls it as a module).
+
+    ```python
+    from hf_promptseg.training.dinov_trainer import DinovTrainingArguments, build_dinov, dinov_lora_model
+
+    peft_model = dinov_lora_model(build_dinov("random:tiny"), DinovTrainingArguments(method="lora", lora_r=2))
+    peft_model.print_trainable_parameters()
+    ```
+    """
+    from peft import LoraConfig, get_peft_model
+
+    targets = split_module_names(args.lora_target_modules, "lora_target_modules")
+    to_save = [name.strip() for name in str(args.lora_modules_to_save).split(",") if name.strip()]
+    check_modules_exist(model, to_save, "lora_modules_to_save")
+    found = scoped_modules(model, LORA_SCOPES, targets, "lora_target_modules")
+    attention = [f"{name}.in_proj_weight" for name, m in found.items() if isinstance(m, nn.MultiheadAttention)]
+    linear = sorted(name for name, module in found.items() if isinstance(module, nn.Linear))
+    other = sorted(set(found) - set(linear) - {name.rsplit(".", 1)[0] for name in attention})
+    if other:
+        raise ValueError(f"`lora_target_modules`: LoRA takes linear and attention layers, not {other}")
+    inside_attention = [name for name in linear if isinstance(model.get_submodule(name.rsplit(".", 1)[0]),
+                                                               nn.MultiheadAttention)]  # fmt: skip
+    if inside_attention:
+        raise ValueError(
+            f"`lora_target_modules`: {inside_attention} are never called by their nn.MultiheadAttention (LoRA there "
+            "would do nothing); name the attention module itself (e.g. 'self_attn') to adapt its q/k/v projection"
+        )
+    config = LoraConfig(
+        r=args.lora_r,
+        lora_alpha=args.lora_alpha,
+        target_modules=linear,
+        target_parameters=attention or None,
+        modules_to_save=to_save or None,
+    )
+    torch.manual_seed(args.model_seed)
+    return get_peft_model(model, config)
 
 
 def parameter_groups(model: nn.Module, learning_rate: float, weight_decay: float, backbone_multiplier: float):
@@ -291,6 +400,15 @@ class DinovTrainer:
         self.model = build_dinov(args.base_model, args.model_seed)
         if args.freeze_backbone:
             self.model.model.backbone.requires_grad_(False)
+        self.peft_model = None
+        if args.method == "lora":
+            self.peft_model = dinov_lora_model(self.model, args)
+            # the loss reads DINOv's components directly; LoRA layers are injected into this same module
+            self.model = self.peft_model.base_model.model
+        if args.activation_checkpointing:
+            # after PEFT: a PeftModel built on a checkpointed model hooks the Swin patch embedding to make its output
+            # require grad (for reentrant checkpointing; this one is non-reentrant), and that hook fails on Swin
+            checkpoint_backbone(self.model)
         self.sampling = DinovPromptSamplingConfig(
             generic_kind_shares=parse_kind_shares(args.generic_prompt_kinds, "generic_prompt_kinds"),
             referring_kind_shares=parse_kind_shares(args.referring_prompt_kinds, "referring_prompt_kinds"),
@@ -393,6 +511,17 @@ class DinovTrainer:
             logged["referring"] = loss.item()
         return total, logged
 
+    def training_step(self, batch: dict[str, Any], step: int) -> tuple[torch.Tensor, dict[str, float]]:
+        """One optimizer step on `batch` (loss, backward, clip, AdamW, schedule); returns the loss and its parts."""
+        loss, logged = self.compute_loss(batch, step)
+        self.accelerator.backward(loss)
+        if self.args.max_grad_norm > 0:
+            self.accelerator.clip_grad_norm_(self.model.parameters(), self.args.max_grad_norm)
+        self.optimizer.step()
+        self.scheduler.step()
+        self.optimizer.zero_grad()
+        return loss, logged
+
     # -- loop ---------------------------------------------------------------------------------------------------
     def train(self) -> dict[str, Any]:
         """Train to `max_steps` (resuming from `output_dir/checkpoint`), save `final/`; returns the history."""
@@ -409,13 +538,7 @@ class DinovTrainer:
             if progress["batches_in_epoch"]:
                 loader = accelerator.skip_first_batches(self.train_loader, progress["batches_in_epoch"])
             for batch_index, batch in enumerate(loader, start=progress["batches_in_epoch"]):
-                loss, logged = self.compute_loss(batch, progress["step"])
-                accelerator.backward(loss)
-                if args.max_grad_norm > 0:
-                    accelerator.clip_grad_norm_(self.model.parameters(), args.max_grad_norm)
-                self.optimizer.step()
-                self.scheduler.step()
-                self.optimizer.zero_grad()
+                loss, logged = self.training_step(batch, progress["step"])
                 progress["step"] += 1
                 progress["batches_in_epoch"] = batch_index + 1
                 bar.update(1)
@@ -439,8 +562,14 @@ class DinovTrainer:
         final = self.output_dir / "final"
         if accelerator.is_main_process:
             with atomic_output_dir(final, overwrite=True) as tmp:
-                self.unwrapped_model().save_pretrained(tmp)
-                self.collator.processor.save_pretrained(tmp)
+                processor = self.collator.processor
+                if self.peft_model is not None:
+                    self.peft_model.save_pretrained(tmp)  # adapter_model.safetensors + adapter_config.json only
+                    if args.base_model.startswith("random:"):
+                        write_adapter_base(tmp, build_dinov(args.base_model, args.model_seed), processor)
+                else:
+                    self.unwrapped_model().save_pretrained(tmp)
+                processor.save_pretrained(tmp)
             results = {"steps": progress["step"], "history": progress["history"], "arguments": asdict(args)}
             partial = self.output_dir / ".metrics.json.tmp"
             partial.write_text(json.dumps(results, indent=2))
@@ -461,6 +590,8 @@ __all__ = [
     "DinovTrainer",
     "DinovTrainingArguments",
     "build_dinov",
+    "checkpoint_backbone",
+    "dinov_lora_model",
     "parameter_groups",
     "warmup_step_schedule",
 ]

@@ -11,6 +11,7 @@ from hf_promptseg.models.sam.family import SAM_MODEL_TYPES
 from hf_promptseg.models.sam2.configuration_sam2 import SAM2_PRESET_NAMES, preset_sam2_config
 from hf_promptseg.models.sam2.registration import SAM2_MODEL_TYPES
 from hf_promptseg.training.arguments import ModelArguments
+from hf_promptseg.training.lora import split_module_names
 
 RANDOM_PRESETS = (*PRESET_NAMES, *(f"sam2-{name}" for name in SAM2_PRESET_NAMES))
 
@@ -101,7 +102,7 @@ def build_training_model(args: ModelArguments) -> nn.Module:
         config = LoraConfig(
             r=args.lora_r,
             lora_alpha=args.lora_alpha,
-            target_modules=[name.strip() for name in args.lora_target_modules.split(",") if name.strip()],
+            target_modules=split_module_names(args.lora_target_modules, "lora_target_modules"),
             modules_to_save=["mask_decoder", "no_mask_embed", *(["not_a_point_embed"] if is_sam2_model(base) else [])],
         )
     return get_peft_model(base, config)

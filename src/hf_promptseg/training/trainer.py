@@ -53,6 +53,7 @@ from hf_promptseg.training.checkpointing import (
     write_manifest,
 )
 from hf_promptseg.training.evaluation import evaluate_model
+from hf_promptseg.training.lora import write_adapter_base
 from hf_promptseg.training.losses import build_loss
 from hf_promptseg.training.modeling import (
     base_model_location,
@@ -326,11 +327,8 @@ class SegmentationTrainer:
                 self.image_processor.save_pretrained(tmp)
                 is_peft = (tmp / "adapter_config.json").is_file()
                 if is_peft and self.model_args.base_model.startswith("random:"):
-                    # The base is frozen under PEFT methods, so re-creating it from its seed gives the same weights.
-                    load_base_model(self.model_args.base_model, self.model_args.model_seed).save_pretrained(
-                        tmp / "base"
-                    )
-                    self.image_processor.save_pretrained(tmp / "base")
+                    base = load_base_model(self.model_args.base_model, self.model_args.model_seed)
+                    write_adapter_base(tmp, base, self.image_processor)
                 kind = "sam_adapter" if self.model_args.method == "sam_adapter" else "sam"
                 write_model_card(
                     tmp,
