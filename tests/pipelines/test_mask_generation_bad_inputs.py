@@ -40,6 +40,9 @@ def generator():
         (dict(crops_n_layers=-1), ValueError, "`crops_n_layers` is -1; expected an integer >= 0"),
         (dict(crop_n_points_downscale_factor=0), ValueError, "`crop_n_points_downscale_factor` is 0"),
         (dict(fast_decoder="yes"), TypeError, "`fast_decoder` must be True or False"),
+        (dict(pred_iou_tresh=0.9), TypeError, "unexpected keyword argument.*`pred_iou_tresh`; did you mean `pred_iou_t"),
+        (dict(min_mask_region_area=5), TypeError, "unexpected keyword argument.*`min_mask_region_area`"),
+        (dict(tile_overlap=64), TypeError, r"`tile_overlap`.*\(`tile_overlap` need `tile_size`\)"),
     ],
 )  # fmt: skip
 def test_bad_arguments(generator, kwargs, error, match):
