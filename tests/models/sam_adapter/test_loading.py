@@ -180,3 +180,16 @@ def test_the_checks_wrap_what_transformers_and_peft_read_through():
         assert finder._hf_promptseg_checked and finder.__wrapped__.__module__ == "transformers.utils.peft_utils"
     assert PeftConfigMixin.from_json_file.__func__._hf_promptseg_checked
     assert not hasattr(PeftConfigMixin.from_json_file.__func__.__wrapped__, "_hf_promptseg_checked")
+
+
+def test_other_peft_methods_pass_the_checks(saved, tmp_path):
+    from peft import LoraConfig
+
+    lora = tmp_path / "lora"
+    get_peft_model(SamModel.from_pretrained(saved[0]), LoraConfig(r=2, target_modules=["qkv"])).save_pretrained(lora)
+    assert check_adapter_dir(lora)["peft_type"] == "LORA"
+    model = AutoModelForMaskGeneration.from_pretrained(lora)
+    assert any("lora_A" in name for name, _ in model.named_parameters())
+    (lora / "adapter_model.safetensors").write_bytes(b"")
+    with pytest.raises(CorruptFileError, match="0-byte file"):
+        AutoModelForMaskGeneration.from_pretrained(lora)

@@ -31,6 +31,7 @@ import inspect
 import json
 import os
 import re
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -72,8 +73,11 @@ def check_adapter_config(config_path: str | os.PathLike) -> dict[str, Any]:
             config_path,
             f"unknown `peft_type` {peft_type!r}; expected a PEFT method (SAM_ADAPTER needs `import hf_promptseg`)",
         )
-    try:
-        PEFT_TYPE_TO_CONFIG_MAPPING[peft_type].from_peft_type(**config)
+    config_class = PEFT_TYPE_TO_CONFIG_MAPPING[peft_type]
+    try:  # what `PeftConfig.from_pretrained` does with the file; PEFT warns about unknown keys itself when it loads
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            config_class.from_peft_type(**config_class.check_kwargs(**config))
     except (TypeError, ValueError) as err:
         raise CorruptFileError(config_path, f"invalid {peft_type} config: {err}") from err
     return config
