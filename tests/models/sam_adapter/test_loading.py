@@ -193,3 +193,19 @@ def test_other_peft_methods_pass_the_checks(saved, tmp_path):
     (lora / "adapter_model.safetensors").write_bytes(b"")
     with pytest.raises(CorruptFileError, match="0-byte file"):
         AutoModelForMaskGeneration.from_pretrained(lora)
+
+
+def test_a_missing_recorded_base_is_named_where_transformers_would_load_it(adapter, tmp_path):
+    gone = tmp_path / "moved" / "base"
+    _edit_config(adapter / "adapter_config.json", base_model_name_or_path=str(gone))
+    for load in (lambda: pipeline("image-segmentation", model=str(adapter)),
+                 lambda: AutoModelForMaskGeneration.from_pretrained(adapter)):  # fmt: skip
+        with pytest.raises(MissingFileError, match="the base model named by .*adapter_config.json") as info:
+            load()
+        assert info.value.path == gone
+    model = SamModel(TINY_SAM)
+    model.load_adapter(str(adapter))  # the recorded base plays no part here
+    assert any("sam_adapter" in name for name, _ in model.named_parameters())
+    _edit_config(adapter / "adapter_config.json", base_model_name_or_path=None)
+    with pytest.raises(CorruptFileError, match="has no `base_model_name_or_path`"):
+        pipeline("image-segmentation", model=str(adapter))

@@ -173,7 +173,8 @@ def load_adapter(base_model: Any, adapter: str | os.PathLike, **kwargs: Any) -> 
         raise CorruptFileError(weights, f"wrong shapes for this base model: {mismatches[0]}") from err
 
 
-# transformers modules that import `find_adapter_config_file` by name (each holds its own reference)
+# transformers modules that import `find_adapter_config_file` by name (each holds its own reference); in the
+# `BASE_LOADERS` a found adapter is followed by loading the base model its config names
 FINDER_MODULES = (
     "transformers.utils.peft_utils",
     "transformers.utils",
@@ -181,9 +182,30 @@ FINDER_MODULES = (
     "transformers.models.auto.auto_factory",
     "transformers.integrations.peft",
 )
+BASE_LOADERS = ("transformers.pipelines", "transformers.models.auto.auto_factory")
 
 
-def _checked_finder(find_adapter_config_file):
+def check_recorded_base(adapter_dir: Path, config: dict[str, Any]) -> None:
+    """The base model an adapter directory names (`pipeline(model=DIR)` loads it) must be given and, when it is a
+    path, exist; a Hub id is left to the Hub client."""
+    if (adapter_dir / "config.json").is_file():  # a full model with an embedded adapter: the base is the directory
+        return
+    config_path, base = adapter_dir / CONFIG_FILE, config.get("base_model_name_or_path")
+    if not base:
+        raise CorruptFileError(
+            config_path,
+            "has no `base_model_name_or_path`, so transformers cannot tell which SAM to load; load the base model and "
+            "call `model.load_adapter(DIR)` (or `PeftModel.from_pretrained(base, DIR)`)",
+        )
+    if _looks_local(str(base)) and not Path(base).is_dir():
+        raise MissingFileError(
+            Path(base),
+            f"the base model named by {config_path} (`base_model_name_or_path`) is not a directory; copy it there or "
+            f"edit the config",
+        )
+
+
+def _checked_finder(find_adapter_config_file, check_base: bool = False):
     signature = inspect.signature(find_adapter_config_file)
 
     @functools.wraps(find_adapter_config_file)
@@ -192,8 +214,12 @@ def _checked_finder(find_adapter_config_file):
         arguments = signature.bind(*args, **kwargs).arguments
         model_id, subfolder = arguments.get("model_id"), arguments.get("subfolder") or ""
         local = isinstance(model_id, (str, os.PathLike)) and os.path.isdir(model_id)
-        if found is not None:
-            check_adapter_dir(Path(model_id, subfolder)) if local else check_adapter_config(found)
+        if found is not None and local:
+            config = check_adapter_dir(Path(model_id, subfolder))
+            if check_base:
+                check_recorded_base(Path(model_id, subfolder), config)
+        elif found is not None:
+            check_adapter_config(found)
         elif local and not (Path(model_id, subfolder) / "config.json").is_file():
             directory = Path(model_id, subfolder)
             if any((directory / name).is_file() for name in WEIGHT_FILES):
@@ -236,15 +262,15 @@ def install_adapter_file_checks() -> None:
     original = peft_utils.find_adapter_config_file
     if getattr(original, "_hf_promptseg_checked", False):
         return
-    checked = _checked_finder(original)
     for name in FINDER_MODULES:
         module = importlib.import_module(name)
         if getattr(module, "find_adapter_config_file", None) is original:
-            module.find_adapter_config_file = checked
+            module.find_adapter_config_file = _checked_finder(original, check_base=name in BASE_LOADERS)
 
 
 __all__ = [
     "check_adapter_config",
+    "check_recorded_base",
     "check_adapter_dir",
     "install_adapter_file_checks",
     "load_adapter",
