@@ -101,6 +101,10 @@ class HfPromptsegMaskGenerationPipeline(MaskGenerationPipeline):
         return tiled_mask_generation(self, image, **tiling, **kwargs)
 
     def _sanitize_parameters(self, **kwargs):
+        if "points_per_side" in kwargs:  # segment-anything's name (and `hf-promptseg generate --points-per-side`)
+            if "points_per_crop" in kwargs:
+                raise TypeError("give `points_per_crop` or its segment-anything name `points_per_side`, not both")
+            kwargs["points_per_crop"] = kwargs.pop("points_per_side")
         tiling = {"tile_overlap", "merge_iou"} & set(kwargs)
         hint = f" ({', '.join(f'`{name}`' for name in sorted(tiling))} need `tile_size`)" if tiling else ""
         check_known_arguments(kwargs, TRANSFORMERS_ARGUMENTS + OUR_ARGUMENTS + ("tile_size",), "mask generation", hint)
