@@ -209,3 +209,12 @@ def test_a_missing_recorded_base_is_named_where_transformers_would_load_it(adapt
     _edit_config(adapter / "adapter_config.json", base_model_name_or_path=None)
     with pytest.raises(CorruptFileError, match="has no `base_model_name_or_path`"):
         pipeline("image-segmentation", model=str(adapter))
+
+
+def test_a_config_from_another_save_than_the_weights_is_named(saved, adapter):
+    _edit_config(adapter / "adapter_config.json", scale_factor=4)  # the weights were saved with 8
+    for entry in ("pipeline", "PeftModel.from_pretrained", "model.load_adapter"):
+        with pytest.raises(
+            CorruptFileError, match=r"wrong shapes: .*lightweight_mlp_0.weight` is \[4, 4\].*c in \[8\]"
+        ):
+            ENTRY_POINTS[entry](saved[0], str(adapter), saved[1])

@@ -104,9 +104,11 @@ def _safetensors_header(weights: Path) -> dict[str, list[int]]:
     return shapes
 
 
-def _check_sam_adapter_keys(weights: Path, config: dict[str, Any], names: list[str]) -> None:
+def _check_sam_adapter_keys(weights: Path, config: dict[str, Any], shapes: dict[str, list[int]]) -> None:
     """The key names every saved SAM-Adapter holds: its prompt generators, one tuning MLP per encoder block and each
-    of `modules_to_save` (names only: shapes depend on the base model, which transformers checks)."""
+    of `modules_to_save`; the prompt layers' widths against the config (other shapes depend on the base model, which
+    transformers / PEFT compare)."""
+    names = sorted(shapes)
     if not names:
         raise CorruptFileError(weights, "holds no tensors; expected the SAM-Adapter's weights (wrong keys)")
     foreign = [name for name in names if not name.startswith(PEFT_PREFIX)]
@@ -130,6 +132,35 @@ def _check_sam_adapter_keys(weights: Path, config: dict[str, Any], names: list[s
     ]
     if missing:
         raise CorruptFileError(weights, f"wrong keys: no weights for {_few(missing)} (a partial or foreign file)")
+    _check_prompt_widths(weights, config, shapes)
+
+
+def _check_prompt_widths(weights: Path, config: dict[str, Any], shapes: dict[str, list[int]]) -> None:
+    """The prompt layers' widths against the config: each up-projection (`shared_mlp`) maps `width // scale_factor`
+    channels back to its encoder width, every tuning MLP is square at one of those adapter widths."""
+    scale = config.get("scale_factor")
+    widths = config.get("encoder_stage_widths") or [config.get("encoder_hidden_size")]
+    if not isinstance(scale, int) or not all(isinstance(width, int) for width in widths):
+        return  # written before the encoder was recorded: transformers / PEFT compare with the model
+    adapter_widths = sorted({width // scale for width in widths})
+    for name, shape in shapes.items():
+        if PROMPT_KEY not in name or not name.endswith(".weight"):
+            continue
+        module = name.split(PROMPT_KEY, 1)[1].partition(".")[0]  # e.g. "shared_mlp_stage2", "lightweight_mlp_7"
+        if module.startswith("shared_mlp"):
+            stage = module.removeprefix("shared_mlp").removeprefix("_stage") or "0"
+            width = widths[int(stage)] if stage.isdigit() and int(stage) < len(widths) else None
+            expected = [width, width // scale] if width else f"a stage of the {len(widths)} recorded"
+        elif module.startswith("lightweight_mlp_"):
+            expected = [shape[0]] * 2 if shape and shape[0] in adapter_widths else f"[c, c] with c in {adapter_widths}"
+        else:
+            continue
+        if shape != expected:
+            raise CorruptFileError(
+                weights,
+                f"wrong shapes: `{name}` is {shape}, but the config (scale_factor {scale}, encoder widths {widths}) "
+                f"gives {expected}; the config and the weights come from different saves",
+            )
 
 
 def check_adapter_dir(adapter: str | os.PathLike) -> dict[str, Any] | None:
@@ -150,7 +181,7 @@ def check_adapter_dir(adapter: str | os.PathLike) -> dict[str, Any] | None:
     if weights.suffix == ".safetensors":
         shapes = _safetensors_header(weights)
         if config["peft_type"] == SAM_ADAPTER:
-            _check_sam_adapter_keys(weights, config, sorted(shapes))
+            _check_sam_adapter_keys(weights, config, shapes)
     return config
 
 
