@@ -98,3 +98,40 @@ def test_debug_shows_the_traceback(tmp_path):
         cli_main(["--debug", "convert", "sam", str(path), str(tmp_path / "out")])
     with pytest.raises(ValueError, match="`learning_rate` is -1"):
         cli_main(["train", "--learning_rate", "-1", "--debug"])
+
+
+@pytest.fixture(scope="module")
+def broken_adapter(tmp_path_factory):
+    """A SAM-Adapter over a tiny SAM directory whose weights file is a text file."""
+    import torch
+    from peft import get_peft_model
+    from transformers import SamModel
+
+    import hf_promptseg
+    from tests.testing_utils import tiny_sam_dir
+
+    root = tmp_path_factory.mktemp("cli-adapter")
+    base = tiny_sam_dir(root / "base")
+    torch.manual_seed(0)
+    adapter = root / "adapter"
+    get_peft_model(SamModel.from_pretrained(base), hf_promptseg.SamAdapterConfig(scale_factor=8)).save_pretrained(
+        adapter
+    )
+    (adapter / "adapter_model.safetensors").write_text("a text file named .safetensors\n")
+    return base, adapter
+
+
+@pytest.mark.parametrize("command", ["evaluate", "segment", "app"])
+def test_commands_taking_an_adapter_name_its_broken_file(tmp_path, capsys, broken_adapter, command):
+    base, adapter = broken_adapter
+    image = tmp_path / "image.png"
+    __import__("PIL.Image").Image.new("RGB", (32, 32)).save(image)
+    argv = {
+        "evaluate": ["evaluate", "--model", str(base), "--adapter", str(adapter), "--data", "synthetic:2"],
+        "segment": ["segment", str(image), "--points", "5,5", "--model", str(adapter), "--out", str(tmp_path / "o")],
+        "app": ["app", "--adapter", str(adapter)],
+    }[command]
+    code, err = _run(capsys, argv)
+    error = err.splitlines()[-1]  # the lines above are weight-loading progress bars of the base SAM
+    assert code == 2 and "Traceback" not in err and error.startswith(f"hf-promptseg {command}: error:")
+    assert str(adapter / "adapter_model.safetensors") in error and "not a readable safetensors file" in error

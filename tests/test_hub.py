@@ -1,10 +1,13 @@
 import json
 
 import pytest
+import torch
 from huggingface_hub import CommitOperationAdd, HfApi, ModelCard
+from safetensors.torch import save_file
 
 from hf_promptseg.cli import main as cli_main
 from hf_promptseg.hub import build_model_card, detect_artifact_kind, push_directory, write_model_card
+from hf_promptseg.utils.files import CorruptFileError, MissingFileError
 
 
 @pytest.fixture()
@@ -30,6 +33,9 @@ def _adapter_dir(path, peft_type="LORA"):
     path.mkdir()
     config = {"peft_type": peft_type, "base_model_name_or_path": "org/base", "modules_to_save": ["mask_decoder"]}
     (path / "adapter_config.json").write_text(json.dumps(config))
+    save_file(
+        {"base_model.model.vision_encoder.q.lora_A.weight": torch.zeros(2, 2)}, path / "adapter_model.safetensors"
+    )
     return path
 
 
@@ -107,6 +113,22 @@ def test_push_refuses_empty_or_missing_dirs(tmp_path, commits):
         push_directory(tmp_path / "empty", "me/x", card_kwargs={"kind": "sam"})
     with pytest.raises(FileNotFoundError, match="is not a directory"):
         push_directory(tmp_path / "nope", "me/x")
+    assert commits == []
+
+
+def test_push_refuses_a_broken_adapter_before_uploading(tmp_path, commits, capsys):
+    adapter = _adapter_dir(tmp_path / "adapter")
+    weights = adapter / "adapter_model.safetensors"
+    weights.write_text("not safetensors")
+    with pytest.raises(CorruptFileError, match="not a readable safetensors file") as info:
+        push_directory(adapter, "me/adapter")
+    assert info.value.path == weights
+    weights.unlink()
+    with pytest.raises(MissingFileError, match="adapter_model.safetensors: missing"):
+        push_directory(adapter, "me/adapter", card_kwargs={"kind": "sam_adapter"})
+    assert cli_main(["push", str(adapter), "me/adapter"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("hf-promptseg push: error:") and str(weights) in err and "\n" not in err
     assert commits == []
 
 

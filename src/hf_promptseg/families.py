@@ -30,6 +30,10 @@ def _no_details(local_dir: Path) -> dict[str, Any]:
     return {}
 
 
+def _no_check(local_dir: Path) -> None:
+    return None
+
+
 @dataclass(frozen=True)
 class ArtifactKind:
     """One kind of saved directory a family publishes, and how its model card describes it.
@@ -39,6 +43,7 @@ class ArtifactKind:
         template: the card's Jinja template (a file in the family folder).
         holds: whether a saved directory is of this kind (from the files in it).
         details: template values read from the directory (architecture, base model, categories, ...).
+        check: raises (naming the file) when the directory's files are broken; run before anything is uploaded.
     """
 
     name: str
@@ -50,6 +55,7 @@ class ArtifactKind:
     limitations: str
     holds: Callable[[Path], bool]
     details: Callable[[Path], dict[str, Any]] = _no_details
+    check: Callable[[Path], Any] = _no_check
 
 
 @dataclass(frozen=True)
@@ -71,14 +77,18 @@ class ModelFamily:
             importlib.import_module(self.converter).add_cli_parser(subparsers)
 
 
-Detector = tuple[Callable[[Path], bool], Callable[[Path], dict[str, Any]]]
+Detector = (
+    tuple[Callable[[Path], bool], Callable[[Path], dict[str, Any]]]
+    | tuple[Callable[[Path], bool], Callable[[Path], dict[str, Any]], Callable[[Path], Any]]
+)
 
 
 def card_kinds(package: str, detectors: Mapping[str, Detector]) -> tuple[ArtifactKind, ...]:
     """The artefact kinds declared in `package`'s `card_kinds.yaml`, in file order.
 
     The YAML holds what a card says (template file beside it, library, pipeline tag, tags, summary, limitations);
-    `detectors` maps each kind to `(holds, details)`, the code that recognises and describes a saved directory.
+    `detectors` maps each kind to `(holds, details)` or `(holds, details, check)`, the code that recognises,
+    describes and checks a saved directory.
     """
     import yaml
 
@@ -99,6 +109,7 @@ def card_kinds(package: str, detectors: Mapping[str, Detector]) -> tuple[Artifac
             limitations=fields["limitations"],
             holds=detectors[name][0],
             details=detectors[name][1],
+            check=detectors[name][2] if len(detectors[name]) > 2 else _no_check,
         )
         for name, fields in spec.items()
     )

@@ -177,6 +177,11 @@ def push_directory(
     local_dir = Path(local_dir)
     if not local_dir.is_dir():
         raise FileNotFoundError(f"`local_dir` {local_dir} is not a directory")
+    kind = dict(card_kwargs or {}).get("kind")
+    for name, spec in artifact_kinds().items():
+        if name == kind or (kind is None and spec.holds(local_dir)):
+            spec.check(local_dir)  # a broken artefact is refused before anything is uploaded
+            break
     keep_card = _is_our_card(local_dir / CARD_FILENAME)
     files = sorted(
         p

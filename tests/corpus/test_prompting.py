@@ -7,7 +7,7 @@ from PIL import Image
 from hf_promptseg.assets import demo_sam_path
 from hf_promptseg.cli import main as cli_main
 from hf_promptseg.corpus import rle as rle_ops
-from hf_promptseg.corpus.prompting import parse_points, read_prompts, segment_prompts
+from hf_promptseg.corpus.prompting import parse_boxes, parse_points, read_prompts, segment_prompts
 from hf_promptseg.data.scenes import make_scene, make_scene_with_objects
 from hf_promptseg.models.sam.embedding_cache import EmbeddingCache
 from hf_promptseg.models.sam.prompted_segmentation import PromptedSegmenter
@@ -84,3 +84,17 @@ def test_segment_command_writes_pngs_and_rles(tmp_path, capsys):
     capsys.readouterr()
     assert cli_main(["segment", str(tmp_path / "scene.png"), "--points", "500,5", "--out", str(out)]) == 1
     assert "scene.png" in capsys.readouterr().err
+
+
+def test_non_finite_or_non_numeric_prompt_coordinates_are_named(tmp_path):
+    with pytest.raises(ValueError, match="`--points` value 'nan,5' holds NaN or inf"):
+        parse_points(["nan,5"])
+    with pytest.raises(ValueError, match="`--boxes` value '0,0,inf,5' holds NaN or inf"):
+        parse_boxes(["0,0,inf,5"])
+    bad = tmp_path / "prompts.json"
+    bad.write_text('{"a.png": [{"points": [[1, "x"]]}]}')
+    with pytest.raises(ValueError, match=r"'a.png' prompt 0: `points` must hold numbers"):
+        read_prompts(bad)
+    bad.write_text('{"a.png": [{"box": [0, 0, NaN, 4]}]}')  # Python's json reads NaN
+    with pytest.raises(ValueError, match=rf"prompts file {bad}, 'a.png' prompt 0: `box` holds NaN or inf"):
+        read_prompts(bad)

@@ -29,6 +29,7 @@ def test_numpy_torch_and_float_images_give_the_pil_result(segmenter):
         (IMAGE, dict(threshold=1.5), ValueError, r"`threshold` is 1.5; expected a finite number in \[0, 1\]"),
         (IMAGE, dict(threshold=float("nan")), ValueError, "`threshold` is nan"),
         (IMAGE, dict(threshold="high"), TypeError, "`threshold` must be a number, got str"),
+        (IMAGE, dict(treshold=0.5), TypeError, "unexpected keyword argument.*`treshold`; did you mean `threshold`"),
         (IMAGE.astype(np.float64), {}, ValueError, r"`image` is a float image with values in \[0, 25[0-9]\]"),
         (IMAGE[..., :2], {}, ValueError, "no channel axis of size 1 or 3"),
         (IMAGE.astype(np.int16), {}, TypeError, "`image` has dtype int16"),

@@ -40,6 +40,9 @@ def generator():
         (dict(crops_n_layers=-1), ValueError, "`crops_n_layers` is -1; expected an integer >= 0"),
         (dict(crop_n_points_downscale_factor=0), ValueError, "`crop_n_points_downscale_factor` is 0"),
         (dict(fast_decoder="yes"), TypeError, "`fast_decoder` must be True or False"),
+        (dict(pred_iou_tresh=0.9), TypeError, "unexpected keyword argument.*`pred_iou_tresh`; did you mean `pred_iou_t"),
+        (dict(min_mask_region_area=5), TypeError, "unexpected keyword argument.*`min_mask_region_area`"),
+        (dict(tile_overlap=64), TypeError, r"`tile_overlap`.*\(`tile_overlap` need `tile_size`\)"),
     ],
 )  # fmt: skip
 def test_bad_arguments(generator, kwargs, error, match):
@@ -76,3 +79,13 @@ def test_none_switches_filters_off(generator):
     filtered = generator(IMAGE, **FAST, pred_iou_thresh=0.99, stability_score_thresh=0.99)
     unfiltered = generator(IMAGE, **FAST, pred_iou_thresh=None, stability_score_thresh=None, crops_nms_thresh=None)
     assert len(unfiltered["masks"]) > len(filtered["masks"])
+
+
+def test_points_per_side_is_segment_anythings_name_for_points_per_crop(generator):
+    by_side = generator(IMAGE, points_per_side=2, points_per_batch=16, pred_iou_thresh=None,
+                        stability_score_thresh=None)  # fmt: skip
+    by_crop = generator(IMAGE, points_per_crop=2, points_per_batch=16, pred_iou_thresh=None,
+                        stability_score_thresh=None)  # fmt: skip
+    assert len(by_side["masks"]) == len(by_crop["masks"]) and torch.equal(by_side["scores"], by_crop["scores"])
+    with pytest.raises(TypeError, match="give `points_per_crop` or its segment-anything name `points_per_side`"):
+        generator(IMAGE, points_per_side=2, points_per_crop=4)

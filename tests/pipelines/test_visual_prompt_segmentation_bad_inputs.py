@@ -34,6 +34,7 @@ def segmenter(tmp_path_factory):
         (dict(prompts={"points": [[1, 1]]}, threshold=float("nan")), ValueError, "`threshold` is nan"),
         (dict(prompts={"points": [[1, 1]]}, num_examples=0), ValueError, "`num_examples` is 0"),
         (dict(prompts={"points": [[1, 1]]}, seed=-1), ValueError, "`seed` is -1"),
+        (dict(prompts={"points": [[1, 1]]}, iou_tresh=0.1), TypeError, "`iou_tresh`; did you mean `iou_threshold`"),
     ],
 )  # fmt: skip
 def test_bad_arguments(segmenter, kwargs, error, match):

@@ -64,3 +64,11 @@ def test_float_images_in_unit_range_become_their_uint8_twin():
         image_to_uint8(np.linspace(0, 255, 12).reshape(2, 2, 3), "images", 2)
     with pytest.raises(ValueError, match=r"`images` holds NaN"):
         image_to_uint8(np.full((2, 2, 3), np.nan), "images")
+
+
+def test_unknown_keyword_arguments_are_named_with_a_guess():
+    from hf_promptseg.utils.validation import check_known_arguments
+
+    check_known_arguments(["threshold"], ["threshold", "timeout"], "segmentation")
+    with pytest.raises(TypeError, match=r"segmentation got unexpected keyword argument\(s\) `thresh`, `zzz`; did you"):
+        check_known_arguments(["zzz", "thresh", "timeout"], ["threshold", "timeout"], "segmentation")

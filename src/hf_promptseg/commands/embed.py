@@ -24,4 +24,4 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def _run(args: argparse.Namespace) -> int:
     summary = embed_images(args.input, args.out, args.model, args.image_column, args.split)
     print(json.dumps({k: v for k, v in summary.items() if k != "errors"}))
-    return 0
+    return 1 if summary["errors"] and not summary["num_images"] else 0  # every image unreadable: as `segment`

@@ -24,6 +24,7 @@ len(objects), sorted(objects[0])  # (2, ['masks', 'prompt', 'scores'])
 from __future__ import annotations
 
 import json
+import math
 import os
 from pathlib import Path
 from typing import Any
@@ -44,6 +45,8 @@ def _numbers(text: str, count: tuple[int, ...], flag: str) -> list[float]:
         values = []
     if len(values) not in count:
         raise ValueError(f"`{flag}` value {text!r} does not parse; expected {' or '.join(map(str, count))} numbers")
+    if not all(math.isfinite(value) for value in values):
+        raise ValueError(f"`{flag}` value {text!r} holds NaN or inf; expected finite pixel coordinates")
     return values
 
 
@@ -61,6 +64,16 @@ def parse_boxes(values: list[str]) -> list[dict]:
     return [{"box": _numbers(text, (4,), "--boxes")} for text in values]
 
 
+def _coordinates(value: Any, where: str) -> np.ndarray:
+    try:
+        array = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError) as err:  # strings, ragged lists
+        raise ValueError(f"{where} must hold numbers in (nested) lists, got {value!r:.80} ({err})") from err
+    if not np.isfinite(array).all():
+        raise ValueError(f"{where} holds NaN or inf, got {value!r:.80}; expected finite pixel coordinates")
+    return array
+
+
 def validate_prompt(prompt: Any, where: str) -> dict:
     """A prompt in canonical form (`points` + `labels`, or `box`), or a ValueError naming `where`."""
     if not isinstance(prompt, dict) or not ({"points", "box"} & set(prompt)):
@@ -70,11 +83,11 @@ def validate_prompt(prompt: Any, where: str) -> dict:
     if "points" in prompt and "box" in prompt:
         raise ValueError(f"{where}: give `points` or `box`, not both")
     if "box" in prompt:
-        box = np.asarray(prompt["box"], dtype=np.float64)
+        box = _coordinates(prompt["box"], f"{where}: `box`")
         if box.shape != (4,) or box[2] < box[0] or box[3] < box[1]:
             raise ValueError(f"{where}: `box` must be [x1, y1, x2, y2] with x2 >= x1, y2 >= y1, got {prompt['box']!r}")
         return {"box": box.tolist()}
-    points = np.asarray(prompt["points"], dtype=np.float64)
+    points = _coordinates(prompt["points"], f"{where}: `points`")
     if points.ndim != 2 or points.shape[1] != 2 or len(points) == 0:
         raise ValueError(f"{where}: `points` must be a non-empty list of [x, y], got {prompt['points']!r}")
     labels = prompt.get("labels", [1] * len(points))

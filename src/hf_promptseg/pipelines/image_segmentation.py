@@ -38,7 +38,7 @@ from hf_promptseg.models.sam2.processing_sam2 import prompt_free_sam2_image_proc
 from hf_promptseg.models.sam2.registration import SAM2_MODEL_TYPES
 from hf_promptseg.models.sam_adapter.predict import predict_masks, prompt_free_image_processor
 from hf_promptseg.pipelines import register_task_pipeline
-from hf_promptseg.utils.validation import check_threshold, to_pil_image
+from hf_promptseg.utils.validation import check_known_arguments, check_threshold, to_pil_image
 
 
 def is_sam_model(model: Any) -> bool:
@@ -76,6 +76,7 @@ class PromptFreeSamSegmentationPipeline(Pipeline):
         super().__init__(*args, **kwargs)
 
     def _sanitize_parameters(self, threshold=None, timeout=None, **kwargs):
+        check_known_arguments(kwargs, ("threshold", "timeout"), "prompt-free image segmentation")
         postprocess = {}
         if threshold is not None:
             check_threshold(threshold, "threshold", 0.0, 1.0)

@@ -31,7 +31,15 @@ from hf_promptseg.models.sam2.fast_mask_decoder import FastSam2MaskDecoder, is_s
 from hf_promptseg.models.sam2.image_processing_sam2 import HfPromptsegSam2ImageProcessor
 from hf_promptseg.pipelines import register_task_pipeline
 from hf_promptseg.utils.boxes import nms
-from hf_promptseg.utils.validation import normalize_mask_generation_arguments, to_pil_image
+from hf_promptseg.utils.validation import check_known_arguments, normalize_mask_generation_arguments, to_pil_image
+
+# transformers' `MaskGenerationPipeline._sanitize_parameters` reads these and silently drops any other name
+TRANSFORMERS_ARGUMENTS = (
+    "points_per_batch", "points_per_crop", "crops_n_layers", "crop_overlap_ratio", "crop_n_points_downscale_factor",
+    "timeout", "pred_iou_thresh", "stability_score_offset", "mask_threshold", "stability_score_thresh",
+    "max_hole_area", "max_sprinkle_area", "crops_nms_thresh", "output_rle_mask", "output_bboxes_mask",
+)  # fmt: skip
+OUR_ARGUMENTS = ("fast_decoder", "embedding_cache", "image_embeddings", "output_stability_scores")
 
 
 def _stack_intermediate(intermediate: Any) -> list[torch.Tensor]:
@@ -93,6 +101,13 @@ class HfPromptsegMaskGenerationPipeline(MaskGenerationPipeline):
         return tiled_mask_generation(self, image, **tiling, **kwargs)
 
     def _sanitize_parameters(self, **kwargs):
+        if "points_per_side" in kwargs:  # segment-anything's name (and `hf-promptseg generate --points-per-side`)
+            if "points_per_crop" in kwargs:
+                raise TypeError("give `points_per_crop` or its segment-anything name `points_per_side`, not both")
+            kwargs["points_per_crop"] = kwargs.pop("points_per_side")
+        tiling = {"tile_overlap", "merge_iou"} & set(kwargs)
+        hint = f" ({', '.join(f'`{name}`' for name in sorted(tiling))} need `tile_size`)" if tiling else ""
+        check_known_arguments(kwargs, TRANSFORMERS_ARGUMENTS + OUR_ARGUMENTS + ("tile_size",), "mask generation", hint)
         # Documented ranges, None = filter off: see `normalize_mask_generation_arguments`.
         kwargs = normalize_mask_generation_arguments(kwargs)
         fast_decoder = kwargs.pop("fast_decoder", None)

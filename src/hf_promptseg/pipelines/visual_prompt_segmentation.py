@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import inspect
 import math
 from typing import Any
 
@@ -20,7 +21,7 @@ from transformers import Pipeline
 
 from hf_promptseg.models.dinov.modeling_dinov import DinovForVisualPromptSegmentation, category_prompt_tokens
 from hf_promptseg.pipelines import register_task_pipeline
-from hf_promptseg.utils.validation import check_positive_int, check_threshold
+from hf_promptseg.utils.validation import check_known_arguments, check_positive_int, check_threshold
 
 TASKS = ("referring", "generic")
 SUBTASKS = ("instance", "semantic", "panoptic")
@@ -63,6 +64,8 @@ class VisualPromptSegmentationPipeline(Pipeline):
         min_mask_area=None,
         **kwargs,
     ):
+        known = inspect.signature(type(self)._sanitize_parameters).parameters
+        check_known_arguments(kwargs, [name for name in known if name not in ("self", "kwargs")], "DINOv segmentation")
         preprocess = _given(reference_images=reference_images, prompts=prompts)
         forward = _given(task=task, labels=labels, prompt_bank=prompt_bank, num_examples=num_examples, seed=seed)
         post = _given(task=task, subtask=subtask, threshold=threshold, iou_threshold=iou_threshold,

@@ -3,11 +3,13 @@
 - `atomic_output_dir`: write a directory under a temporary name, then switch it into place; `recover_output_dir`
   removes what a killed writer left behind (and puts the previous version back if the kill hit the switch).
 - `CorruptFileError`: the one exception every loader raises for a truncated / unparsable JSON, safetensors, pickle
-  or zip file, with the file's path in the message.
+  or zip file, with the file's path in the message; `MissingFileError` (also a `FileNotFoundError`) for a file
+  that a saved directory must hold but does not.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
@@ -36,6 +38,27 @@ class CorruptFileError(ValueError):
         self.path = Path(path)
         self.problem = problem
         super().__init__(f"{self.path}: {problem}")
+
+
+class MissingFileError(CorruptFileError, FileNotFoundError):
+    """A file that a saved directory must hold is absent (for example an adapter's weights).
+
+    Both a `CorruptFileError` (the directory is broken) and a `FileNotFoundError`, so either `except` catches it.
+
+    ```python
+    from hf_promptseg.utils.files import MissingFileError
+
+    err = MissingFileError("my-adapter/adapter_model.safetensors", "missing: the weights were not saved or copied")
+    assert isinstance(err, FileNotFoundError) and err.filename == "my-adapter/adapter_model.safetensors"
+    ```
+    """
+
+    def __init__(self, path: str | os.PathLike, problem: str) -> None:
+        super().__init__(path, problem)
+        self.errno, self.strerror, self.filename = errno.ENOENT, problem, str(path)
+
+    def __str__(self) -> str:  # OSError's own would print "[Errno 2] ..." without the file
+        return f"{self.path}: {self.problem}"
 
 
 def _first_line(err: BaseException) -> str:

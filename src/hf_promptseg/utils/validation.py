@@ -23,8 +23,10 @@ except ValueError as err:
 
 from __future__ import annotations
 
+import difflib
 import math
 import numbers
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
@@ -115,6 +117,30 @@ def check_threshold(
     too_high = high is not None and (value > high if high_inclusive else value >= high)
     if too_low or too_high:
         raise ValueError(f"`{argument}` is {value:g}; expected {expected}")
+
+
+def check_known_arguments(given: Iterable[str], known: Iterable[str], where: str, hint: str = "") -> None:
+    """TypeError for keyword arguments `where` does not take (a misspelt threshold would otherwise be ignored).
+
+    ```python
+    from hf_promptseg.utils.validation import check_known_arguments
+
+    try:
+        check_known_arguments(["pred_iou_tresh"], ["pred_iou_thresh", "points_per_crop"], "mask generation")
+    except TypeError as err:
+        assert "did you mean `pred_iou_thresh`" in str(err)
+    ```
+    """
+    known = sorted(known)
+    unknown = sorted(set(given) - set(known))
+    if not unknown:
+        return
+    guesses = [match for name in unknown for match in difflib.get_close_matches(name, known, n=1)]
+    guess = f"; did you mean {', '.join(f'`{name}`' for name in guesses)}?" if guesses else ""
+    raise TypeError(
+        f"{where} got unexpected keyword argument(s) {', '.join(f'`{name}`' for name in unknown)}{guess} "
+        f"(accepted: {', '.join(known)}){hint}"
+    )
 
 
 def check_positive_int(value: Any, argument: str, allow_none: bool = False, minimum: int = 1) -> None:
@@ -219,6 +245,7 @@ def normalize_mask_generation_arguments(kwargs: dict[str, Any]) -> dict[str, Any
 
 __all__ = [
     "MASK_GENERATION_COUNTS",
+    "check_known_arguments",
     "MASK_GENERATION_THRESHOLDS",
     "normalize_mask_generation_arguments",
     "as_array",

@@ -11,11 +11,13 @@ from hf_promptseg.utils.files import read_json
 
 
 def register() -> None:
+    from hf_promptseg.models.sam_adapter.loading import install_adapter_file_checks
     from hf_promptseg.pipelines.image_segmentation import register_image_segmentation_pipeline
     from hf_promptseg.tuners.sam_adapter import register_sam_adapter
 
     register_sam_adapter()
     register_image_segmentation_pipeline()
+    install_adapter_file_checks()
 
 
 SAM2_BASE_CLASSES = ("Sam2Model", "Sam3TrackerModel", "EdgeTamModel")
@@ -59,12 +61,21 @@ def _adapter_details(local_dir: Path) -> dict[str, Any]:
     }
 
 
+def _check_adapter(local_dir: Path) -> None:
+    from hf_promptseg.models.sam_adapter.loading import check_adapter_dir
+
+    check_adapter_dir(local_dir)
+
+
 FAMILY = ModelFamily(
     name="sam_adapter",
     register=register,
     artifacts=card_kinds(
         __package__,
-        {"sam_adapter": (_holds_adapter, _adapter_details), "sam2_adapter": (_holds_sam2_adapter, _adapter_details)},
+        {
+            "sam_adapter": (_holds_adapter, _adapter_details, _check_adapter),
+            "sam2_adapter": (_holds_sam2_adapter, _adapter_details, _check_adapter),
+        },
     ),
     converter="hf_promptseg.models.sam_adapter.convert_sam_adapter_checkpoint",
 )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import os
 from dataclasses import dataclass, field
 
 from peft.config import PeftConfig
@@ -102,3 +103,17 @@ class SamAdapterConfig(PeftConfig):
             check_positive_int(getattr(self, name), name, allow_none=True)
         if self.encoder_type is not None and self.encoder_type not in ENCODER_TYPES:
             raise ValueError(f"`encoder_type` must be one of {ENCODER_TYPES} or None, got {self.encoder_type!r}")
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path: str, subfolder: str | None = None, **kwargs):
+        """PEFT's loader, after checking a local adapter directory's files (`check_adapter_dir`).
+
+        `PeftModel.from_pretrained` and `PeftModel.load_adapter` read a SAM-Adapter's config through this method,
+        so a missing, truncated or foreign weights file is reported by name before PEFT opens it.
+        """
+        from hf_promptseg.models.sam_adapter.loading import check_adapter_dir
+
+        path = os.path.join(pretrained_model_name_or_path, subfolder or "")
+        if os.path.isdir(path):
+            check_adapter_dir(path)
+        return super().from_pretrained(pretrained_model_name_or_path, subfolder=subfolder, **kwargs)
