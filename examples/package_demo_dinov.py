@@ -83,7 +83,7 @@ def package(model_dir: Path, target: Path, training_seconds: list[float]) -> dic
             repo_id="hf-promptseg/demo-dinov",
             summary=f"A {parameters / 1e6:.2f} M-parameter DINOv (`DinovForVisualPromptSegmentation`, tiny Swin "
             "backbone, 64² input) trained from scratch on procedural scenes. It is the offline default of "
-            "`hf-promptseg demo`; it knows textured shapes, not natural images.",
+            "`hf-promptseg demo` and of the app's In-context tab; it knows textured shapes, not natural images.",
             training=training,
             eval_results={key: trained[key] for key in HEADLINE},
             eval_dataset=f"hf-promptseg synthetic scenes ({DEMO_DINOV_CARD_SCENES} held-out, seed {DEMO_DINOV_CARD_SEED})",

@@ -8,9 +8,9 @@ the background tinted). The embedded demo SAM gives these objects IoU 0.95-0.96 
 the tint's colour being close to the object's and for browser scaling.
 
 In-context: the reference's prompt is a mask (a click on the object, outlined by the app's SAM), and the mask shown
-on the reference must cover that object as above. No trained DINOv exists here (the app then runs a random-weight
-DINOv, labelled as such), so the matches are checked for the flow only: those shown on the target are exactly
-those the pipeline returns for the same inputs.
+on the reference must cover that object as above. The matches shown on the target must be those the pipeline
+returns for the same inputs, and (with the embedded demo DINOv) cover the target's object of the prompted shape kind,
+which sits elsewhere in other colours, with IoU ≥ `IN_CONTEXT_IOU_FLOOR`.
 
 Needs `chromium` and `chromium-driver` (Debian packages); skipped with a message when absent.
 """
@@ -34,6 +34,8 @@ pytestmark = pytest.mark.skipif(
 )
 IOU_FLOOR = 0.8
 BACKGROUND_CEILING = 0.03
+# the embedded DINOv at 64² finds the same-kind object less tightly than SAM outlines it (0.80 offline)
+IN_CONTEXT_OBJECT, IN_CONTEXT_IOU_FLOOR = 1, 0.6
 SCENE_SEED, POINT_OBJECT, BOX_OBJECT = 3, 2, 0  # a triangle (point IoU 0.95 offline) and a polygon (box IoU 0.96)
 TIMEOUT = 60
 
@@ -228,25 +230,27 @@ def test_click_and_box_in_the_prompt_tab(served, browser, tmp_path):
 
 def test_in_context_tab_flow(served, browser, tmp_path):
     from hf_promptseg.app import in_context
+    from hf_promptseg.models.dinov.demo_dinov import referring_scenes
 
     app, models = served
-    reference, target = make_scene(SCENE_SEED, 256, 256), make_scene(SCENE_SEED + 1, 256, 256)
+    # the demo's pair: the same four shape kinds at other places in other colours; the ellipse is found offline
+    reference, target = referring_scenes(size=256)
     Image.fromarray(reference.image).save(tmp_path / "reference.png")
     Image.fromarray(target.image).save(tmp_path / "target.png")
     browser.get(app.local_url)
     _find(browser, "//button[@role='tab'][contains(., 'In-context')]", by="xpath").click()
-    assert "RANDOM weights" in _wait_for_text(browser, "#in-context-notice", "In-context model")
+    assert "embedded demo DINOv" in _wait_for_text(browser, "#in-context-notice", "In-context model")
     _choose(browser, "#reference-kind", "mask")  # a click on the object; the app's SAM outlines it
     _upload(browser, "#reference-upload", tmp_path / "reference.png")
     _wait_for_text(browser, "#in-context-status", "reference set")
     plain = _screenshot(browser, "#reference-view", (256, 256), tmp_path / "reference_plain.png")
     before = _image_element(browser, "#reference-view").get_attribute("src")
-    x, y = interior_point(reference.masks[POINT_OBJECT])
+    x, y = interior_point(reference.masks[IN_CONTEXT_OBJECT])
     _click_image(browser, "#reference-view", x, y)
     _wait_for_text(browser, "#in-context-status", "mask prompt: 1 click(s)")
     _wait_for_new_picture(browser, "#reference-view", before)
     shown = _tinted(plain, _screenshot(browser, "#reference-view", (256, 256), tmp_path / "reference_prompt.png"))
-    prompt_iou = _check_shown_mask(shown, reference.masks[POINT_OBJECT], _disc(shown.shape, x, y))
+    prompt_iou = _check_shown_mask(shown, reference.masks[IN_CONTEXT_OBJECT], _disc(shown.shape, x, y))
 
     _upload(browser, "#target-upload", tmp_path / "target.png")
     _wait_for_text(browser, "#in-context-status", "target set")
@@ -261,18 +265,17 @@ def test_in_context_tab_flow(served, browser, tmp_path):
     models.sam.set_image(reference.image)
     prediction = models.sam.predict(points=[(x, y)], labels=[1])
     prompt_mask = prediction.masks[int(np.argmax(prediction.iou_scores))]
-    _, matches = in_context.match(
-        models.dinov, reference.image, {"masks": prompt_mask[None]}, target.image, **in_context.RANDOM_DINOV_FILTERS
-    )
+    _, matches = in_context.match(models.dinov, reference.image, {"masks": prompt_mask[None]}, target.image)
     expected = np.zeros((256, 256), bool)
     for mask, _ in matches:
         expected |= mask
     assert status.startswith(f"{len(matches)} match(es)"), status
-    if expected.any():
-        assert mask_iou(shown, expected) >= IOU_FLOOR
-    else:
-        assert shown.mean() < 0.01
-    print(f"screenshots in {tmp_path}: reference prompt IoU {prompt_iou:.3f}; {status}")
+    assert mask_iou(shown, expected) >= IOU_FLOOR  # the page shows what the model found
+    kind = reference.shapes[IN_CONTEXT_OBJECT]
+    same_kind = target.masks[target.shapes.index(kind)]
+    found_iou = mask_iou(shown, same_kind)
+    assert found_iou >= IN_CONTEXT_IOU_FLOOR, f"the shown match covers the target's {kind} with IoU {found_iou:.3f}"
+    print(f"screenshots in {tmp_path}: reference prompt IoU {prompt_iou:.3f}; {status}; {kind} IoU {found_iou:.3f}")
 
 
 def test_everything_tab_generates_then_filters(served, browser, tmp_path):

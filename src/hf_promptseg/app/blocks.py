@@ -35,7 +35,6 @@ class AppModels:
     adapter_name: str | None = None
     dinov: object | None = None
     dinov_name: str | None = None
-    dinov_is_random: bool = False
     everything_thresholds: dict = field(
         default_factory=lambda: {"pred_iou_thresh": 0.88, "stability_score_thresh": 0.95}
     )
@@ -46,8 +45,8 @@ class AppModels:
              dinov: str | os.PathLike | None = None, device: str = "cpu", max_pixels: int = MAX_PIXELS,
              encoder_backend: str = "default") -> "AppModels":  # fmt: skip
         """Load the models: `sam` defaults to the embedded demo SAM; without `adapter` the Prompt-free tab is
-        disabled (with a message); without `dinov` a random tiny DINOv is used, labelled as such."""
-        from hf_promptseg.assets import DEMO_SAM_MASK_GENERATION_THRESHOLDS, demo_sam_path
+        disabled (with a message); `dinov` defaults to the embedded demo DINOv."""
+        from hf_promptseg.assets import DEMO_SAM_MASK_GENERATION_THRESHOLDS, demo_dinov_path, demo_sam_path
 
         thresholds = {"pred_iou_thresh": 0.88, "stability_score_thresh": 0.95}
         if sam is None:
@@ -57,9 +56,8 @@ class AppModels:
             sam_name=str(sam),
             adapter=None if adapter is None else prompt_free.load_prompt_free(adapter),
             adapter_name=None if adapter is None else str(adapter),
-            dinov=in_context.random_tiny_dinov() if dinov is None else in_context.load_in_context(dinov),
-            dinov_name="random tiny DINOv" if dinov is None else str(dinov),
-            dinov_is_random=dinov is None,
+            dinov=in_context.load_in_context(demo_dinov_path() if dinov is None else dinov),
+            dinov_name="the embedded demo DINOv (procedural shapes, 64² input)" if dinov is None else str(dinov),
             everything_thresholds=thresholds,
             max_pixels=max_pixels,
         )
@@ -214,17 +212,12 @@ class Handlers:
             prompts = self._reference_prompts(reference, clicks, kind)
         except ValueError as err:
             raise _user_error(err) from None
-        # a random-weight DINOv predicts no proposal IoU above the config's filter: keep all its proposals
-        filters = in_context.RANDOM_DINOV_FILTERS if self.models.dinov_is_random else {}
         try:
-            view, matches = in_context.match(self.models.dinov, reference, prompts, target, **filters)
+            view, matches = in_context.match(self.models.dinov, reference, prompts, target)
         except ValueError as err:
             raise _user_error(err) from None
         scores = ", ".join(f"{score:.2f}" for _, score in matches) or "none"
-        note = f"{len(matches)} match(es) in the target; scores {scores}"
-        if self.models.dinov_is_random:
-            note += " — random-weight DINOv: meaningless"
-        return view, note
+        return view, f"{len(matches)} match(es) in the target; scores {scores}"
 
 
 def build_app(models: AppModels, output_dir: str | os.PathLike | None = None):
@@ -317,8 +310,7 @@ def build_app(models: AppModels, output_dir: str | os.PathLike | None = None):
                     event(handlers.prompt_free_run, [f_upload, threshold], [probability, f_view, f_status])
 
         with gr.Tab("In-context", elem_id="tab-in-context"):
-            notice = in_context.RANDOM_DINOV_NOTICE if models.dinov_is_random else f"DINOv: `{models.dinov_name}`"
-            gr.Markdown(notice, elem_id="in-context-notice")
+            gr.Markdown(f"In-context model: {models.dinov_name}", elem_id="in-context-notice")
             reference_state, clicks_state = gr.State(None), gr.State([])
             with gr.Row():
                 with gr.Column():
