@@ -63,8 +63,16 @@ def encoder_benchmark(args: argparse.Namespace) -> None:
     pixel_values = torch.randn(1, 3, size, size)
     encoders = {}
     for backend in args.backends:
-        # each backend gets its own copy: the non-eager ones switch the attention class in place
-        encoders[backend] = image_encoder(model if backend == "eager" else copy.deepcopy(model), backend)
+        start = time.perf_counter()
+        if backend == "channels_last":  # not a backend: "sdpa" with the ViT's convolutions in channels-last
+            copied = copy.deepcopy(model).to(memory_format=torch.channels_last)
+            sdpa = image_encoder(copied, "sdpa")
+            encoders[backend] = lambda pixel_values, f=sdpa: f(pixel_values.to(memory_format=torch.channels_last))
+        else:
+            # each backend gets its own copy: the non-eager ones switch the attention class in place
+            encoders[backend] = image_encoder(model if backend == "eager" else copy.deepcopy(model), backend)
+        if backend == "onnx":
+            print(f"ONNX export + session: {time.perf_counter() - start:.1f} s", flush=True)
     times = {backend: [] for backend in args.backends}
     outputs = {}
     with torch.no_grad():
@@ -98,7 +106,10 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--image-size", type=int, default=768, help="side of the square procedural scene")
     parser.add_argument("--encoder", default="vit-b", help="SAM preset for --part encoder")
-    parser.add_argument("--backends", nargs="+", default=["eager", "sdpa", "compile", "bf16"])
+    parser.add_argument(
+        "--backends", nargs="+", default=["eager", "sdpa", "compile", "bf16", "onnx"],
+        help="encoder_backend names, and channels_last (sdpa with channels-last convolutions)",
+    )
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)

@@ -38,7 +38,7 @@ from transformers.utils import ModelOutput
 
 from hf_promptseg.data.scenes import Scene
 from hf_promptseg.models.sam.embedding_cache import EmbeddingCache, cached_embeddings, resolve_cache
-from hf_promptseg.models.sam.encoder_backends import image_encoder
+from hf_promptseg.models.sam.encoder_backends import check_encoder_backend, image_encoder
 from hf_promptseg.models.sam.fast_mask_decoder import FastSamMaskDecoder
 from hf_promptseg.models.sam.image_processing_sam import validate_images
 from hf_promptseg.utils.masks import mask_iou
@@ -77,9 +77,9 @@ class PromptedSegmenter:
             preprocessing at the model's input size).
         processor: a `SamProcessor` (default: the one saved with `model`).
         device: where the model runs.
-        encoder_backend: how `set_image` runs the ViT (`encoder_backends.ENCODER_BACKENDS`: "default" is
-            transformers' module as loaded, "eager" / "sdpa" / "compile" the same weights through its eager or SDPA
-            attention or torch.compile).
+        encoder_backend: how `set_image` and `segment` run the ViT (`encoder_backends.ENCODER_BACKENDS`:
+            "default" is transformers' module as loaded, "eager" / "sdpa" / "compile" / "onnx" the same weights
+            through its eager or SDPA attention, torch.compile or ONNX Runtime).
         embedding_cache: where `segment` keeps image embeddings (an `EmbeddingCache`, False for none, default the
             process-wide cache shared with `pipeline("mask-generation")`), so successive calls on one image cost one
             encoder pass.
@@ -93,6 +93,7 @@ class PromptedSegmenter:
         encoder_backend: str = "default",
         embedding_cache: EmbeddingCache | bool | None = None,
     ) -> None:
+        check_encoder_backend(encoder_backend)
         if isinstance(model, PreTrainedModel):
             self.model = model.to(device).eval()
             if processor is None:
@@ -113,6 +114,7 @@ class PromptedSegmenter:
         self.device = device
         self.embedding_cache = resolve_cache(embedding_cache)
         self.fast_decoder = FastSamMaskDecoder(self.model.mask_decoder)
+        self.encoder_backend = encoder_backend
         self.encode = image_encoder(self.model, encoder_backend)
         self.encoder_calls = 0  # image encodings so far (the interactive loop must make one per image)
         self._image: dict | None = None
@@ -140,7 +142,9 @@ class PromptedSegmenter:
             inputs = self.processor(picture, input_boxes=[[list(b) for b in boxes]], return_tensors="pt")
         inputs = {k: v.to(self.device) if torch.is_tensor(v) else v for k, v in inputs.items()}
         inputs = {k: v.float() if torch.is_tensor(v) and v.is_floating_point() else v for k, v in inputs.items()}
-        embeddings = cached_embeddings(self.model, inputs.pop("pixel_values"), self.embedding_cache)
+        embeddings = cached_embeddings(
+            self.model, inputs.pop("pixel_values"), self.embedding_cache, self.encoder_backend
+        )
         outputs = self.model(**inputs, image_embeddings=embeddings, multimask_output=points is not None)
         masks = self.processor.post_process_masks(
             outputs.pred_masks.cpu(), inputs["original_sizes"].cpu(), inputs["reshaped_input_sizes"].cpu()
