@@ -122,13 +122,14 @@ def image_embeddings_function(model: torch.nn.Module, backend: str = "default") 
         use_loaded_attention(model)
         return type(model).get_image_embeddings.__get__(model)  # the class's method, even while a cache shadows it
     encode = image_encoder(model, backend)
+    return lambda pixel_values: as_image_embeddings(encode(pixel_values))
 
-    def get_image_embeddings(pixel_values: torch.Tensor):
-        output = encode(pixel_values)
-        intermediate = getattr(output, "intermediate_embeddings", None)
-        return output[0] if intermediate is None else (output[0], intermediate)  # SAM-HQ's pair
 
-    return get_image_embeddings
+def as_image_embeddings(output: Any) -> Any:
+    """A vision encoder output as `get_image_embeddings` returns it: the embedding, or SAM-HQ's (embedding, ViT
+    features) pair."""
+    intermediate = getattr(output, "intermediate_embeddings", None)
+    return output[0] if intermediate is None else (output[0], intermediate)
 
 
 class _Embeddings(torch.nn.Module):
@@ -177,6 +178,7 @@ def _onnx_encoder(encoder: torch.nn.Module, image_size: int) -> Callable[[torch.
 
 __all__ = [
     "ENCODER_BACKENDS",
+    "as_image_embeddings",
     "INEXACT_BACKENDS",
     "check_encoder_backend",
     "image_embeddings_function",
