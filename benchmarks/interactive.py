@@ -21,9 +21,11 @@ Also printed: max |Δ| of the low-resolution logits between the two. The last li
 `stock_ms=<a> ours_ms=<b> speedup=<c>`.
 
 `--part encoder`: a random ViT-B SAM (`preset_sam_config("vit-b")`) encodes one 1024² input with each backend of
-`hf_promptseg.models.sam.encoder_backends` (eager = transformers' module as loaded, the reference), in rounds that
-visit every backend once (so load from other processes hits all alike); per backend the median seconds, the ratio
-to eager and max |Δ| of the embedding against eager. torch.compile's first call (compilation) is timed apart.
+`hf_promptseg.models.sam.encoder_backends` (eager = transformers' eager attention, the reference; `onnx` needs the
+`[onnx]` extra; `channels_last` is not a backend but `sdpa` with the model and input in channels-last memory), in
+rounds that visit every backend once (so load from other processes hits all alike); per backend the median seconds,
+the ratio to eager and max |Δ| of the embedding against eager. torch.compile's first call (compilation) and the
+ONNX export are timed apart.
 """
 
 from __future__ import annotations
@@ -107,7 +109,9 @@ def main() -> None:
     parser.add_argument("--image-size", type=int, default=768, help="side of the square procedural scene")
     parser.add_argument("--encoder", default="vit-b", help="SAM preset for --part encoder")
     parser.add_argument(
-        "--backends", nargs="+", default=["eager", "sdpa", "compile", "bf16", "onnx"],
+        "--backends",
+        nargs="+",
+        default=["eager", "sdpa", "compile", "bf16", "onnx"],
         help="encoder_backend names, and channels_last (sdpa with channels-last convolutions)",
     )
     parser.add_argument("--rounds", type=int, default=3)
