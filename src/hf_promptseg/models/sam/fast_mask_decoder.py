@@ -259,6 +259,18 @@ def _image_to_tokens(
     image.add_constant(output.bias)
 
 
+def _token_mlp(mlp: nn.Module, tokens: torch.Tensor, image: FactorizedImageTokens) -> torch.Tensor:
+    """`mlp(tokens)` for SAM's `SamMLPBlock` (lin1, act, lin2) with its weights transposed once per image: for a
+    click's few tokens, GEMM against (in, out) weights is ~1.7× faster than `nn.Linear`'s (out, in) layout here."""
+    if not all(hasattr(mlp, name) for name in ("lin1", "lin2", "act")):
+        return mlp(tokens)
+    first, second = image.shared_product(
+        ("mlp", id(mlp)), lambda: (mlp.lin1.weight.T.contiguous(), mlp.lin2.weight.T.contiguous())
+    )
+    hidden = mlp.act(torch.addmm(mlp.lin1.bias, tokens.flatten(0, 1), first))
+    return torch.addmm(mlp.lin2.bias, hidden, second).view_as(tokens)
+
+
 @dataclass
 class DecodedPrompts:
     """Decoder state for P prompts of one image: output tokens after the transformer and the factorized image."""
@@ -378,7 +390,7 @@ class FastSamMaskDecoder:
             layer.cross_attn_token_to_image, queries + point_embeddings, image, positional
         )
         queries = layer.layer_norm2(queries)
-        queries = layer.layer_norm3(queries + layer.mlp(queries))
+        queries = layer.layer_norm3(queries + _token_mlp(layer.mlp, queries, image))
         _image_to_tokens(layer.cross_attn_image_to_token, image, positional, queries + point_embeddings, queries)
         image.layer_norm(layer.layer_norm4)
         return queries, image
