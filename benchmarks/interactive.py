@@ -17,13 +17,16 @@ embedding is already computed:
   to the image.
 
 Clicks alternate between the two, so load from other processes hits both alike; medians over `--clicks` clicks.
+`--baseline-decoder old.py` adds a third: another revision's `FastSamMaskDecoder` on the same clicks (before/after).
 Also printed: max |Δ| of the low-resolution logits between the two. The last line is
 `stock_ms=<a> ours_ms=<b> speedup=<c>`.
 
 `--part encoder`: a random ViT-B SAM (`preset_sam_config("vit-b")`) encodes one 1024² input with each backend of
-`hf_promptseg.models.sam.encoder_backends` (eager = transformers' module as loaded, the reference), in rounds that
-visit every backend once (so load from other processes hits all alike); per backend the median seconds, the ratio
-to eager and max |Δ| of the embedding against eager. torch.compile's first call (compilation) is timed apart.
+`hf_promptseg.models.sam.encoder_backends` (eager = transformers' eager attention, the reference; `onnx` needs the
+`[onnx]` extra; `channels_last` is not a backend but `sdpa` with the model and input in channels-last memory), in
+rounds that visit every backend once (so load from other processes hits all alike); per backend the median seconds,
+the ratio to eager and max |Δ| of the embedding against eager. torch.compile's first call (compilation) and the
+ONNX export are timed apart.
 """
 
 from __future__ import annotations
@@ -63,8 +66,16 @@ def encoder_benchmark(args: argparse.Namespace) -> None:
     pixel_values = torch.randn(1, 3, size, size)
     encoders = {}
     for backend in args.backends:
-        # each backend gets its own copy: the non-eager ones switch the attention class in place
-        encoders[backend] = image_encoder(model if backend == "eager" else copy.deepcopy(model), backend)
+        start = time.perf_counter()
+        if backend == "channels_last":  # not a backend: "sdpa" with the ViT's convolutions in channels-last
+            copied = copy.deepcopy(model).to(memory_format=torch.channels_last)
+            sdpa = image_encoder(copied, "sdpa")
+            encoders[backend] = lambda pixel_values, f=sdpa: f(pixel_values.to(memory_format=torch.channels_last))
+        else:
+            # each backend gets its own copy: the non-eager ones switch the attention class in place
+            encoders[backend] = image_encoder(model if backend == "eager" else copy.deepcopy(model), backend)
+        if backend == "onnx":
+            print(f"ONNX export + session: {time.perf_counter() - start:.1f} s", flush=True)
     times = {backend: [] for backend in args.backends}
     outputs = {}
     with torch.no_grad():
@@ -98,8 +109,18 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--image-size", type=int, default=768, help="side of the square procedural scene")
     parser.add_argument("--encoder", default="vit-b", help="SAM preset for --part encoder")
-    parser.add_argument("--backends", nargs="+", default=["eager", "sdpa", "compile", "bf16"])
+    parser.add_argument(
+        "--backends",
+        nargs="+",
+        default=["eager", "sdpa", "compile", "bf16", "onnx"],
+        help="encoder_backend names, and channels_last (sdpa with channels-last convolutions)",
+    )
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--baseline-decoder",
+        help="a fast_mask_decoder.py of another revision (git show REV:src/hf_promptseg/models/sam/fast_mask_decoder.py"
+        " > old.py), timed on the same clicks in the same process",
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     if args.part == "encoder":
@@ -169,8 +190,28 @@ def main() -> None:
     original_prompt_forward = encoder_prompt.forward
 
     def timed_prompt_encoder(*a, **k):
-        prompt_timer["start"] = time.perf_counter()
+        prompt_timer["start"], prompt_timer["inputs"] = time.perf_counter(), (a, k)
         return original_prompt_forward(*a, **k)
+
+    baseline, baseline_ms = None, []
+    if args.baseline_decoder:  # another revision's fast_mask_decoder.py, timed on the same clicks
+        import importlib.util
+        import sys
+
+        spec = importlib.util.spec_from_file_location("baseline_fast_mask_decoder", args.baseline_decoder)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = module  # dataclasses look their module up
+        spec.loader.exec_module(module)
+        baseline = module.FastSamMaskDecoder(model.mask_decoder)
+
+    def baseline_click() -> None:
+        a, k = prompt_timer["inputs"]
+        start = time.perf_counter()
+        with torch.no_grad():
+            sparse, dense = original_prompt_forward(*a, **k)
+            decoded = baseline.decode(embeddings, segmenter._positional, sparse[0], dense[:1], image_key="baseline")
+            baseline.low_resolution_masks(decoded, torch.arange(1), embeddings.shape[-2:], True)
+        baseline_ms.append((time.perf_counter() - start) * 1e3)
 
     encoder_prompt.forward = timed_prompt_encoder
     for index in range(args.clicks + 3):
@@ -179,8 +220,11 @@ def main() -> None:
         start = time.perf_counter()
         logits = ours(prompt)
         whole = (time.perf_counter() - start) * 1e3
+        if baseline is not None:
+            baseline_click()
         if index < 3:  # warm-up (the first click of ours also computes the image-side terms)
             stock_ms.clear()
+            baseline_ms.clear()
             continue
         ours_ms.append((timer["stop"] - prompt_timer["start"]) * 1e3)
         predict_ms.append(whole)
@@ -196,6 +240,10 @@ def main() -> None:
     print(f"  stock SamModel(image_embeddings=...)   {stock_median:8.2f}  (p90 {np.percentile(stock_ms, 90):.2f})")
     print(f"  ours  prompt encoder + fast decoder    {ours_median:8.2f}  (p90 {np.percentile(ours_ms, 90):.2f})")
     print(f"  ours  whole predict() (+ 3 masks at {side}²) {statistics.median(predict_ms):8.2f}")
+    if baseline_ms:
+        print(
+            f"  baseline {args.baseline_decoder}: prompt encoder + fast decoder {statistics.median(baseline_ms):8.2f}"
+        )
     print(f"  max |Δ logits| / max |logits|: {max(deltas):.2e}")
     print(f"stock_ms={stock_median:.2f} ours_ms={ours_median:.2f} speedup={stock_median / ours_median:.2f}")
 

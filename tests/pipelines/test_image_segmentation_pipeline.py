@@ -80,3 +80,23 @@ def test_served_pixel_values_equal_the_trained_ones(tmp_path):
     assert result[0]["mask"].size == image.size
     assert trained and served
     assert torch.equal(trained[0], served[0])
+
+
+def test_encoder_backend_gives_the_default_probabilities():
+    import numpy as np
+    import pytest
+
+    from hf_promptseg.models.sam_adapter.predict import predict_masks, reference_image_processor
+    from tests.testing_utils import random_sam
+
+    sam = random_sam()
+    processor = reference_image_processor(sam.config.vision_config.image_size)
+    image = Image.fromarray(np.random.RandomState(0).randint(0, 255, (48, 64, 3), dtype=np.uint8))
+    default = predict_masks(sam, [image], processor)[0]
+    for backend in ("eager", "sdpa"):
+        np.testing.assert_allclose(predict_masks(sam, [image], processor, encoder_backend=backend)[0], default,
+                                   atol=1e-5)  # fmt: skip
+    served = pipeline("image-segmentation", model=sam, image_processor=processor)
+    assert served(image, encoder_backend="eager", threshold=0.5)[0]["mask"].size == (64, 48)
+    with pytest.raises(ValueError, match="`encoder_backend` must be one of"):
+        served(image, encoder_backend="cuda")

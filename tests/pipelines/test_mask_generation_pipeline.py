@@ -204,3 +204,24 @@ def test_stability_scores_of_the_kept_masks(generator, images):
     assert bool((strict["stability_scores"] > 0.5).all())
     with pytest.raises(ValueError, match="needs `fast_decoder=True`"):
         generator(images[0], output_stability_scores=True, fast_decoder=False, **FAST)
+
+
+def test_encoder_backend_gives_the_default_masks(random_generator, images):
+    """`encoder_backend=` runs the ViT another way (eager / SDPA attention, ONNX Runtime when installed); the masks
+    are the default's, and each backend's embedding is computed once per image (the shared cache)."""
+    from hf_promptseg.models.sam.embedding_cache import EmbeddingCache
+
+    cache = EmbeddingCache()
+    default = random_generator(images[0], **FAST, output_rle_mask=True, embedding_cache=False)
+    for backend in ("eager", "sdpa"):
+        out = random_generator(images[0], **FAST, output_rle_mask=True, encoder_backend=backend, embedding_cache=cache)
+        torch.testing.assert_close(out["scores"], default["scores"], atol=1e-4, rtol=0)
+        assert _same_masks(out["masks"], default["masks"])
+    assert cache.misses == 1 and cache.hits == 1  # exact backends share the entry
+    random_generator(images[0], **FAST, encoder_backend="bf16", embedding_cache=cache)
+    assert cache.misses == 2  # bf16 is not exact: its own entry
+
+
+def test_encoder_backend_is_checked(random_generator, images):
+    with pytest.raises(ValueError, match=r"`encoder_backend` must be one of \('default'.*got 'fastest'"):
+        random_generator(images[0], **FAST, encoder_backend="fastest")

@@ -32,6 +32,7 @@ from transformers import (
 from transformers.image_utils import load_image
 from transformers.pipelines.image_segmentation import ImageSegmentationPipeline
 
+from hf_promptseg.models.sam.encoder_backends import check_encoder_backend
 from hf_promptseg.models.sam.image_processing_sam import validate_images
 from hf_promptseg.models.sam.prompt_free import prompt_free_input_size
 from hf_promptseg.models.sam2.processing_sam2 import prompt_free_sam2_image_processor
@@ -52,7 +53,8 @@ class PromptFreeSamSegmentationPipeline(Pipeline):
 
     Output per image: `[{"score": mean foreground probability inside the mask, "label": "foreground",
     "mask": PIL "L" image (0/255) at the original size}]`, the format of transformers' image-segmentation pipeline.
-    Call options: `threshold` (probability above which a pixel is foreground, default 0.5).
+    Call options: `threshold` (probability above which a pixel is foreground, default 0.5), `encoder_backend`
+    (how the ViT runs, `encoder_backends.ENCODER_BACKENDS`, default "default").
 
     Preprocessing is the one the model trained with (`prompt_free_image_processor`): a square-mode processor passed
     as `image_processor`, else the reference's square resize at the model's input size (which is also what
@@ -75,14 +77,16 @@ class PromptFreeSamSegmentationPipeline(Pipeline):
             )
         super().__init__(*args, **kwargs)
 
-    def _sanitize_parameters(self, threshold=None, timeout=None, **kwargs):
-        check_known_arguments(kwargs, ("threshold", "timeout"), "prompt-free image segmentation")
-        postprocess = {}
+    def _sanitize_parameters(self, threshold=None, timeout=None, encoder_backend=None, **kwargs):
+        check_known_arguments(kwargs, ("threshold", "timeout", "encoder_backend"), "prompt-free image segmentation")
+        postprocess, forward = {}, {}
         if threshold is not None:
             check_threshold(threshold, "threshold", 0.0, 1.0)
             postprocess["threshold"] = float(threshold)
+        if encoder_backend is not None:
+            forward["encoder_backend"] = check_encoder_backend(encoder_backend)
         preprocess = {"timeout": timeout} if timeout is not None else {}
-        return preprocess, {}, postprocess
+        return preprocess, forward, postprocess
 
     def preprocess(self, image, timeout=None):
         if not isinstance(image, str):
@@ -90,8 +94,10 @@ class PromptFreeSamSegmentationPipeline(Pipeline):
             image = to_pil_image(image, argument="image")
         return {"image": load_image(image, timeout=timeout)}
 
-    def _forward(self, model_inputs):
-        probability = predict_masks(self.model, [model_inputs["image"]], self.image_processor)[0]
+    def _forward(self, model_inputs, encoder_backend="default"):
+        probability = predict_masks(
+            self.model, [model_inputs["image"]], self.image_processor, encoder_backend=encoder_backend
+        )[0]
         return {"probability": torch.from_numpy(probability)}
 
     def postprocess(self, model_outputs, threshold: float = 0.5):

@@ -19,6 +19,7 @@ from transformers import AutoModelForMaskGeneration
 from transformers.pipelines.mask_generation import MaskGenerationPipeline
 
 from hf_promptseg.models.sam.embedding_cache import EmbeddingCache, caching_image_embeddings, resolve_cache
+from hf_promptseg.models.sam.encoder_backends import check_encoder_backend
 from hf_promptseg.models.sam.fast_mask_decoder import FastSamMaskDecoder
 from hf_promptseg.models.sam.fast_mask_generation import generate_candidates
 from hf_promptseg.models.sam.image_processing_sam import (
@@ -39,7 +40,7 @@ TRANSFORMERS_ARGUMENTS = (
     "timeout", "pred_iou_thresh", "stability_score_offset", "mask_threshold", "stability_score_thresh",
     "max_hole_area", "max_sprinkle_area", "crops_nms_thresh", "output_rle_mask", "output_bboxes_mask",
 )  # fmt: skip
-OUR_ARGUMENTS = ("fast_decoder", "embedding_cache", "image_embeddings", "output_stability_scores")
+OUR_ARGUMENTS = ("fast_decoder", "embedding_cache", "image_embeddings", "output_stability_scores", "encoder_backend")
 
 
 def _stack_intermediate(intermediate: Any) -> list[torch.Tensor]:
@@ -74,6 +75,8 @@ class HfPromptsegMaskGenerationPipeline(MaskGenerationPipeline):
       `hf_promptseg.models.sam.embedding_cache`): a threshold sweep costs one encoder pass. `embedding_cache=`
       takes an `EmbeddingCache` or False (default: the process-wide cache); `image_embeddings=` takes the
       embedding of the image computed beforehand (`model.get_image_embeddings`, no crops).
+    - `encoder_backend=` runs the ViT with one of `encoder_backends.ENCODER_BACKENDS` ("default": the module as
+      loaded, row-chunked on the fast path; "sdpa", "compile", "onnx", ...: see docs/app.md for their speed).
     - `tile_size=T, tile_overlap=O` runs a large image tile by tile at native resolution and merges masks cut by
       tile borders (`hf_promptseg.corpus.tiling`); it returns COCO RLEs (`rle_mask`), `scores`,
       `stability_scores` and `bounding_boxes`, never image-sized dense masks.
@@ -111,7 +114,17 @@ class HfPromptsegMaskGenerationPipeline(MaskGenerationPipeline):
         # Documented ranges, None = filter off: see `normalize_mask_generation_arguments`.
         kwargs = normalize_mask_generation_arguments(kwargs)
         fast_decoder = kwargs.pop("fast_decoder", None)
-        cache_kwargs = {name: kwargs.pop(name) for name in ("embedding_cache", "image_embeddings") if name in kwargs}
+        cache_kwargs = {
+            name: kwargs.pop(name)
+            for name in ("embedding_cache", "image_embeddings", "encoder_backend")
+            if name in kwargs
+        }
+        if "encoder_backend" in cache_kwargs:
+            check_encoder_backend(cache_kwargs["encoder_backend"])
+            if cache_kwargs["encoder_backend"] != "default" and is_sam2_mask_decoder(self.model.mask_decoder):
+                raise ValueError(
+                    f"`encoder_backend={cache_kwargs['encoder_backend']!r}` needs SAM's ViT; SAM2 takes 'default'"
+                )
         output_stability_scores = kwargs.pop("output_stability_scores", None)
         preprocess_kwargs, forward_params, postprocess_kwargs = super()._sanitize_parameters(**kwargs)
         if "embedding_cache" in cache_kwargs:
@@ -140,6 +153,7 @@ class HfPromptsegMaskGenerationPipeline(MaskGenerationPipeline):
         fast_decoder: bool | None = None,
         embedding_cache: EmbeddingCache | bool | None = None,
         image_embeddings: Any = None,
+        encoder_backend: str = "default",
         **kwargs,
     ):
         if not isinstance(image, str):
@@ -157,9 +171,10 @@ class HfPromptsegMaskGenerationPipeline(MaskGenerationPipeline):
             if embedding.ndim == 3:
                 image_embeddings = embedding[None]
         fast = self._fast_by_default() if fast_decoder is None else fast_decoder
+        # a named backend runs its own attention kernel; the default one runs row-chunked on the fast path
         with (
-            row_chunked_vision_attention(self.model) if fast else nullcontext(),
-            caching_image_embeddings(self.model, resolve_cache(embedding_cache), image_embeddings),
+            row_chunked_vision_attention(self.model) if fast and encoder_backend == "default" else nullcontext(),
+            caching_image_embeddings(self.model, resolve_cache(embedding_cache), image_embeddings, encoder_backend),
         ):
             for chunk in super().preprocess(image, *args, **kwargs):
                 chunk["num_points"] = torch.tensor([chunk["input_points"].shape[1]])

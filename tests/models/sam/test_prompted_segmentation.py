@@ -9,6 +9,7 @@ from transformers import SamConfig, SamModel
 
 from hf_promptseg.assets import DEMO_SAM_CARD_SCENES, DEMO_SAM_CARD_SEED, demo_sam_path
 from hf_promptseg.data.scenes import make_scene, make_scenes
+from hf_promptseg.models.sam.embedding_cache import EmbeddingCache
 from hf_promptseg.models.sam.prompted_segmentation import PromptedSegmenter, evaluate_prompted_segmentation
 from tests.testing_utils import TINY_SAM, random_sam
 
@@ -161,3 +162,21 @@ def test_sam_hq_goes_through_its_own_decoder():
     segmenter.set_image(make_scene(0, 100, 120).image)
     assert segmenter.predict(points=[(50, 40)]).masks.shape == (3, 100, 120)
     assert segmenter.predict(box=(10, 10, 60, 70), multimask=False).iou_scores.shape == (1,)
+
+
+def test_encoder_backend_reaches_segment_and_set_image():
+    scene = make_scene(seed=2, height=64, width=64)
+    box = [(8, 8, 40, 40)]
+    default = PromptedSegmenter(random_sam(), embedding_cache=False)
+    eager = PromptedSegmenter(random_sam(), encoder_backend="eager", embedding_cache=EmbeddingCache())
+    calls = []
+    eager_encode = eager.encode
+    eager.encode = lambda pixel_values: calls.append(1) or eager_encode(pixel_values)
+    masks, scores = default.segment(scene.image, boxes=box)
+    eager_masks, eager_scores = eager.segment(scene.image, boxes=box)
+    np.testing.assert_allclose(eager_scores, scores, atol=1e-5)
+    assert np.mean(eager_masks != masks) <= 1e-3
+    eager.set_image(scene.image)
+    assert calls == [1] and eager.encoder_calls == 1  # segment and set_image share one cache
+    with pytest.raises(ValueError, match="`encoder_backend` must be one of"):
+        PromptedSegmenter(random_sam(), encoder_backend="gpu")

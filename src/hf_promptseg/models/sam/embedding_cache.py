@@ -191,44 +191,65 @@ def model_key(model: torch.nn.Module) -> str:
     return f"{stable_model_id(model)}:{id(model)}:{version}:{where}"
 
 
-def embedding_key(model: torch.nn.Module, pixel_values: torch.Tensor) -> str:
-    """The cache key of `model`'s embedding of one preprocessed image (1, 3, H, W) or (3, H, W)."""
-    return f"{model_key(model)}|{pixel_key(pixel_values)}"
+def embedding_key(model: torch.nn.Module, pixel_values: torch.Tensor, encoder_backend: str = "default") -> str:
+    """The cache key of `model`'s embedding of one preprocessed image (1, 3, H, W) or (3, H, W).
+
+    Backends exact to float rounding share entries; an inexact one (bf16) gets its own."""
+    from hf_promptseg.models.sam.encoder_backends import INEXACT_BACKENDS
+
+    backend = f"|{encoder_backend}" if encoder_backend in INEXACT_BACKENDS else ""
+    return f"{model_key(model)}{backend}|{pixel_key(pixel_values)}"
 
 
 def cached_embeddings(
-    model: torch.nn.Module, pixel_values: torch.Tensor, cache: EmbeddingCache | None
+    model: torch.nn.Module,
+    pixel_values: torch.Tensor,
+    cache: EmbeddingCache | None,
+    encoder_backend: str = "default",
 ) -> torch.Tensor | tuple:
-    """`model.get_image_embeddings(pixel_values)` for one image, through `cache` (None: always computed)."""
-    compute = lambda: model.get_image_embeddings(pixel_values)  # noqa: E731
+    """`model.get_image_embeddings(pixel_values)` for one image, with `encoder_backend`
+    (`encoder_backends.ENCODER_BACKENDS`), through `cache` (None: always computed)."""
+    from hf_promptseg.models.sam.encoder_backends import image_embeddings_function
+
+    embed = image_embeddings_function(model, encoder_backend)
+    compute = lambda: embed(pixel_values)  # noqa: E731
     if cache is None:
         return compute()
-    return cache.get_or_compute(embedding_key(model, pixel_values), compute)
+    return cache.get_or_compute(embedding_key(model, pixel_values, encoder_backend), compute)
 
 
 @contextmanager
 def caching_image_embeddings(
-    model: torch.nn.Module, cache: EmbeddingCache | None, precomputed: Any = None
+    model: torch.nn.Module, cache: EmbeddingCache | None, precomputed: Any = None, encoder_backend: str = "default"
 ) -> Iterator[None]:
-    """Route `model.get_image_embeddings` through `cache` for the block; `precomputed` answers the first call.
+    """Route `model.get_image_embeddings` through `cache` and `encoder_backend` for the block; `precomputed` answers
+    the first call.
 
     Used around transformers' `MaskGenerationPipeline.preprocess`, which calls `get_image_embeddings` once per crop.
     """
-    if cache is None and precomputed is None:
+    from hf_promptseg.models.sam.encoder_backends import image_embeddings_function, use_loaded_attention
+
+    if encoder_backend == "default":
+        use_loaded_attention(model)
+    if cache is None and precomputed is None and encoder_backend == "default":
         yield
         return
     original = model.get_image_embeddings
+    if encoder_backend != "default":
+        embed = image_embeddings_function(model, encoder_backend)
+        original = lambda pixel_values, *args, **kwargs: embed(pixel_values)  # noqa: E731
     pending = [precomputed] if precomputed is not None else []
 
     def get_image_embeddings(pixel_values, *args, **kwargs):
         if pending:
             value = pending.pop()
             if cache is not None:
-                cache.put(embedding_key(model, pixel_values), value)
+                cache.put(embedding_key(model, pixel_values, encoder_backend), value)
             return value
         if cache is None or args or kwargs:
             return original(pixel_values, *args, **kwargs)
-        return cache.get_or_compute(embedding_key(model, pixel_values), lambda: original(pixel_values))
+        key = embedding_key(model, pixel_values, encoder_backend)
+        return cache.get_or_compute(key, lambda: original(pixel_values))
 
     shadowed = model.__dict__.get("get_image_embeddings")
     model.get_image_embeddings = get_image_embeddings

@@ -24,6 +24,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from hf_promptseg.models.sam.encoder_backends import check_encoder_backend
 from hf_promptseg.models.sam.image_processing_sam import HfPromptsegSamImageProcessor
 from hf_promptseg.models.sam.prompt_free import prompt_free_input_size, prompt_free_logits
 from hf_promptseg.utils.masks import unpad_mask_logits
@@ -76,15 +77,17 @@ def _sam_config(model: torch.nn.Module):
 
 
 @torch.no_grad()
-def predict_logits(model: torch.nn.Module, pixel_values: torch.Tensor) -> torch.Tensor:
-    """(B, S, S) mask logits at input resolution from the prompt-free path."""
+def predict_logits(
+    model: torch.nn.Module, pixel_values: torch.Tensor, encoder_backend: str = "default"
+) -> torch.Tensor:
+    """(B, S, S) mask logits at input resolution from the prompt-free path (the ViT run by `encoder_backend`)."""
     _sam_config(model)
     image_size = prompt_free_input_size(model)
     if pixel_values.ndim != 4 or tuple(pixel_values.shape[-2:]) != (image_size, image_size):
         raise ValueError(
             f"`pixel_values` must be (B, 3, {image_size}, {image_size}) for this model, got {tuple(pixel_values.shape)}"
         )
-    return prompt_free_logits(model, pixel_values)[:, 0]
+    return prompt_free_logits(model, pixel_values, encoder_backend)[:, 0]
 
 
 @torch.no_grad()
@@ -93,15 +96,18 @@ def predict_masks(
     images: Sequence[Any],
     image_processor: HfPromptsegSamImageProcessor | None = None,
     batch_size: int = 1,
+    encoder_backend: str = "default",
 ) -> list[np.ndarray]:
     """Foreground probability maps (H, W) float32 in [0, 1], one per image, at the image's original size.
 
     `image_processor` defaults to the reference preprocessing at the model's input size; pass a SAM processor
     (`resize_mode="longest_edge"`) for models fine-tuned with SAM's own resize + pad. SAM2 models default to
-    `prompt_free_sam2_image_processor` (a plain resize, nothing to unpad).
+    `prompt_free_sam2_image_processor` (a plain resize, nothing to unpad). `encoder_backend` runs the ViT another way
+    (`encoder_backends.ENCODER_BACKENDS`; SAM2: "default" only).
     """
     if batch_size < 1:
         raise ValueError(f"`batch_size` must be positive, got {batch_size}")
+    check_encoder_backend(encoder_backend)
     if isinstance(images, (Image.Image, np.ndarray)):
         images = [images]
     config = _sam_config(model)
@@ -114,7 +120,7 @@ def predict_masks(
     maps = []
     for start in range(0, len(images), batch_size):
         inputs = processor(list(images[start : start + batch_size]), return_tensors="pt")
-        logits = predict_logits(model, inputs["pixel_values"].to(device))
+        logits = predict_logits(model, inputs["pixel_values"].to(device), encoder_backend)
         # SAM2's processor resizes without padding: the whole input is the image
         reshaped_sizes = inputs.get("reshaped_input_sizes", [logit.shape[-2:] for logit in logits])
         for logit, reshaped, original in zip(logits, reshaped_sizes, inputs["original_sizes"]):
