@@ -19,7 +19,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--sam", default=None, help="SAM directory or Hub id (default: the embedded demo SAM)")
     parser.add_argument("--adapter", default=None, help="SAM-Adapter directory or Hub id (Prompt-free tab)")
-    parser.add_argument("--dinov", default=None, help="DINOv directory or Hub id (In-context tab; default: the embedded demo DINOv)")
+    parser.add_argument(
+        "--dinov", default=None, help="DINOv directory or Hub id (In-context tab; default: the embedded demo DINOv)"
+    )
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: loopback only)")
     parser.add_argument("--port", type=int, default=None, help="port (default: Gradio's, 7860 or the next free)")
     parser.add_argument("--share", action="store_true", help="also open a public Gradio share link")
