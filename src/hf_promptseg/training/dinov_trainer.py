@@ -633,11 +633,12 @@ class DinovTrainer:
         from hf_promptseg.models.dinov.evaluation_dinov import evaluate_dinov
 
         args = self.args
+        options = dict(batch_size=args.per_device_eval_batch_size, seed=args.seed, progress=False)
+        if args.eval_task in ("generic", "both"):
+            options["bank_images"] = args.eval_bank_images
         return evaluate_dinov(
-            self.unwrapped_model(), self.collator.processor, self.validation, task=args.eval_task,
-            bank_images=args.eval_bank_images, batch_size=args.per_device_eval_batch_size, seed=args.seed,
-            progress=False,
-        )  # fmt: skip
+            self.unwrapped_model(), self.collator.processor, self.validation, task=args.eval_task, **options
+        )
 
     def _validate(self, progress: dict[str, Any]) -> dict[str, float | int]:
         """Validate on the main process (the others wait: DDP is not involved), record it, save `best/` if better."""
@@ -664,6 +665,8 @@ class DinovTrainer:
         card = dict(
             kind="dinov", base_model=None if random_base else args.base_model, training=self._training_summary()
         )
+        if args.hub_model_id:
+            card["repo_id"] = args.hub_model_id
         if metrics:
             card.update(
                 eval_results={k: v for k, v in metrics.items() if k in validation_metric_names(args.eval_task)},
