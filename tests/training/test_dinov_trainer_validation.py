@@ -144,3 +144,13 @@ def test_bad_validation_data_fails_before_training(tmp_path, arguments, message)
     with pytest.raises(ValueError, match=message):
         DinovTrainer(args)
     assert not any(tmp_path.iterdir())
+
+
+def test_cli_reports_the_best_model(tmp_path, capsys):
+    from hf_promptseg.cli import main
+
+    argv = ["train", "--family", "dinov", "--output_dir", str(tmp_path), "--max_steps", "1", "--task", "referring",
+            *(f"--{k}={v}" for k, v in FAST.items() if k != "task")]  # fmt: skip
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert f"best model: {tmp_path / 'best'} (referring_miou " in out and "at step 1)" in out
