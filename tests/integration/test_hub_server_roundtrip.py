@@ -154,3 +154,34 @@ def test_dinov_model_and_prompt_bank_round_trip_by_repo_id(git_backed_push, tmp_
     old = server.client("bank", "org/dinov-bank", "--revision", first_sha)
     assert old["categories"] == ["cat", "dog"]
     torch.testing.assert_close(torch.tensor(old["means"]), first.sample_means(4, seed=0), rtol=1e-6, atol=1e-7)
+
+
+def test_dinov_trainer_pushes_its_best_model_with_the_card(git_backed_push, tmp_path):
+    from accelerate.state import AcceleratorState
+
+    from hf_promptseg.models.dinov import DinovForVisualPromptSegmentation
+    from hf_promptseg.training.dinov_trainer import DinovTrainer, DinovTrainingArguments
+    from tests.integration.hub_client import _dinov_output
+
+    server = git_backed_push
+    AcceleratorState._reset_state(True)
+    args = DinovTrainingArguments(
+        output_dir=str(tmp_path / "run"), train_data="scenes:6:0:64", validation_data="scenes:4:7:64",
+        eval_bank_images=2, task="referring", max_steps=2, per_device_train_batch_size=2, num_points=256,
+        num_clicks=3, num_content_prompts=2, push_to_hub=True, hub_model_id="org/dinov-trained",
+    )  # fmt: skip
+    try:
+        result = DinovTrainer(args).train()
+    finally:
+        AcceleratorState._reset_state(True)
+    assert len(_git_log(server, "org/dinov-trained")) == 2, "the push must be exactly one commit"
+    best = Path(result["best"])
+    assert server.client("files", "org/dinov-trained") == _sha256_of_dir(best)
+    card = ModelCard.load(server.repo_dir("org/dinov-trained") / "README.md")
+    assert card.data.model_name == "dinov-trained" and "dinov" in card.data.tags
+    listed = {r.metric_type: r.metric_value for r in card.data.eval_results}
+    assert listed["referring_miou"] == pytest.approx(result["best_metric"])
+    loaded = server.client("dinov", "org/dinov-trained")
+    expected = _dinov_output(DinovForVisualPromptSegmentation.from_pretrained(best).eval())
+    assert loaded["model"] == "DinovForVisualPromptSegmentation"
+    assert loaded["output"] == pytest.approx(expected, rel=1e-6)

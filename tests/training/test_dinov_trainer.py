@@ -123,16 +123,19 @@ def test_example_configs_parse(config):
 
 
 def test_two_processes_synchronise_gradients(tmp_path):
-    """Two gloo processes under torchrun read different images and end with identical weights."""
+    """Two gloo processes under torchrun read different images and end with identical weights; validation runs on
+    the main process between steps and both ranks agree on its results."""
     env = {**os.environ, "ACCELERATE_USE_CPU": "1", "OMP_NUM_THREADS": "1"}
     result = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-         str(Path(__file__).with_name("dinov_two_process_worker.py")), str(tmp_path)],
+         str(Path(__file__).with_name("dinov_two_process_worker.py")), str(tmp_path), "full", "validate"],
         capture_output=True, text=True, timeout=300, env=env,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
     reports = [json.loads((tmp_path / f"rank{rank}.json").read_text()) for rank in (0, 1)]
     assert [report["processes"] for report in reports] == [2, 2]
+    assert reports[0]["validation"] == reports[1]["validation"] and reports[0]["validation"]["best_step"] in (1, 2)
+    assert "referring_miou" in reports[0]["validation"]["final_validation"] and (tmp_path / "best").is_dir()
     assert reports[0]["first_batch_sum"] != reports[1]["first_batch_sum"], "each rank reads its own shard"
     weights = [load_file(tmp_path / f"weights_rank{rank}.safetensors") for rank in (0, 1)]
     for name, value in weights[0].items():

@@ -91,6 +91,11 @@ def main_dinov(argv: Sequence[str]) -> int:
     else:
         print(json.dumps({"steps": results["steps"], "last": results["history"][-1:]}, indent=2))
         print(f"model: {results['final']}")
+        if "best" in results:
+            print(f"best model: {results['best']} ({results['metric_for_best']} {results['best_metric']:.4f} at "
+                  f"step {results['best_step']})")  # fmt: skip
+        if "pushed" in results:
+            print(f"pushed: {results['pushed']}")
     return 0
 
 

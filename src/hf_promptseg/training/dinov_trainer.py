@@ -15,9 +15,16 @@ horizontal flip instead of large-scale jitter.
 Modes (`method`): `full` (optionally `freeze_backbone`) and `lora` (PEFT LoRA in the decoder and prompt-encoder
 layers, `lora_modules_to_save` heads trained fully); `activation_checkpointing` recomputes the Swin backbone.
 
+With `validation_data`, the whole validation set is scored on the main process (`evaluate_dinov`, task
+`eval_task`) every `eval_every_steps` and after the last step, while the other processes wait; the model that
+improves `metric_for_best` is written to `best/` at once, and the best value and step are part of the resumable
+progress. `push_to_hub` pushes `best/` (`final/` without validation) with its card in one commit at the end.
+
 Run directory: `checkpoint/` (accelerate state + `progress.json`), `final/` (`save_pretrained` model + image
 processor; with `method: lora` the adapter only — `adapter_model.safetensors` + `adapter_config.json`, loaded with
-`PeftModel.from_pretrained` — plus `base/` when the base is a random preset), `metrics.json` (loss history).
+`PeftModel.from_pretrained` — plus `base/` when the base is a random preset) and `best/` (the same, of the best
+step), each with a model card (training summary, eval results), written whole or not at all; `metrics.json` (loss
+history with each step's `validation`, `best_metric` / `best_step`, `final_validation`).
 """
 
 from __future__ import annotations
@@ -38,9 +45,9 @@ from hf_promptseg.training.lora import (
     check_modules_exist,
     scoped_modules,
     split_module_names,
-    write_adapter_base,
 )
-from hf_promptseg.utils.files import atomic_output_dir
+from hf_promptseg.training.outputs import atomic_write_text, is_better, push_run_directory, save_trained_model
+from hf_promptseg.utils.files import recover_output_dir
 from hf_promptseg.utils.validation import check_positive_int
 
 TASKS = ("generic", "referring", "both")
@@ -108,6 +115,28 @@ class DinovTrainingArguments:
     checkpoint_every_steps: int = field(default=0)
     stop_after_steps: int = field(default=0, metadata={"help": "leave after N steps with resumable state"})
     logging_steps: int = field(default=10)
+    validation_data: str | None = field(
+        default=None,
+        metadata={"help": "held-out instance data (the specs of `train_data`) scored by whole-set validation; "
+                  "enables best/ and the card's eval results"},
+    )  # fmt: skip
+    validation_image_dir: str | None = field(
+        default=None, metadata={"help": "image folder of a COCO JSON `validation_data` (default: `image_dir`)"}
+    )
+    eval_every_steps: int = field(default=0, metadata={"help": "validate every N steps (0: only after the last)"})
+    eval_task: str | None = field(default=None, metadata={"help": f"one of {TASKS} (default: `task`)"})
+    metric_for_best: str | None = field(
+        default=None,
+        metadata={"help": "validation metric that picks best/ (higher is better; default referring_miou, map for "
+                  "eval_task generic)"},
+    )  # fmt: skip
+    eval_bank_images: int = field(
+        default=4, metadata={"help": "generic validation: images whose instances are the bank"}
+    )
+    per_device_eval_batch_size: int = field(default=8)
+    push_to_hub: bool = field(default=False, metadata={"help": "push best/ (or final/ without validation) at the end"})
+    hub_model_id: str | None = field(default=None)
+    hub_private: bool = field(default=False)
 
     def __post_init__(self) -> None:
         if self.task not in TASKS:
@@ -127,10 +156,25 @@ class DinovTrainingArguments:
             raise ValueError(f"`mixed_precision` must be 'no' or 'bf16', got {self.mixed_precision!r}")
         if self.image_size % 32:
             raise ValueError(f"`image_size` must be a multiple of 32, got {self.image_size}")
-        for name in ("per_device_train_batch_size", "max_steps"):
+        for name in ("per_device_train_batch_size", "max_steps", "per_device_eval_batch_size", "eval_bank_images"):
             if getattr(self, name) < 1:
                 raise ValueError(f"`{name}` must be positive, got {getattr(self, name)}")
+        check_positive_int(self.eval_every_steps, "eval_every_steps", minimum=0)
         self.milestones()
+        if self.eval_task is None:
+            self.eval_task = self.task
+        if self.eval_task not in TASKS:
+            raise ValueError(f"`eval_task` must be one of {TASKS}, got {self.eval_task!r}")
+        if self.metric_for_best is None:
+            self.metric_for_best = "map" if self.eval_task == "generic" else "referring_miou"
+        metrics = validation_metric_names(self.eval_task)
+        if self.metric_for_best not in metrics:
+            raise ValueError(
+                f"`metric_for_best` {self.metric_for_best!r} is not a metric of `eval_task` {self.eval_task!r}; "
+                f"choose from {metrics}"
+            )
+        if self.push_to_hub and not self.hub_model_id:
+            raise ValueError("`push_to_hub` needs `hub_model_id`")
 
     def milestones(self) -> list[int]:
         """LR drop steps from `lr_milestones` fractions."""
@@ -143,6 +187,24 @@ class DinovTrainingArguments:
         if any(not 0 < f <= 1 for f in fractions):
             raise ValueError(f"`lr_milestones` fractions must be in (0, 1], got {self.lr_milestones!r}")
         return [round(f * self.max_steps) for f in fractions]
+
+
+def validation_metric_names(task: str) -> list[str]:
+    """The model metrics `evaluate_dinov` reports for `task` (higher is better for all), the `metric_for_best`
+    choices; the pasted-prompt baselines and counts are not among them."""
+    from hf_promptseg.models.dinov.prompt_sampling_dinov import PROMPT_KINDS
+
+    names = []
+    if task in ("referring", "both"):
+        names += [
+            "referring_miou",
+            "referring_ciou",
+            "referring_hit_rate",
+            *(f"referring_miou_{k}" for k in PROMPT_KINDS),
+        ]
+    if task in ("generic", "both"):
+        names += ["map", "map_50", "map_75", "mar", "semantic_miou", "semantic_background_iou"]
+    return names
 
 
 def parse_kind_shares(text: str, argument: str) -> dict[str, float]:
@@ -309,6 +371,43 @@ def load_instances(args: DinovTrainingArguments):
     return load_instance_dataset(source)
 
 
+def load_validation_data(args: DinovTrainingArguments):
+    """The `validation_data` rows (`InstanceDataset`), or None; a spec that cannot be read, or too small for
+    `eval_task`, is a `ValueError` naming the argument (raised before any training)."""
+    from hf_promptseg.models.dinov.evaluation_dinov import load_evaluation_data
+
+    if not args.validation_data:
+        return None
+    try:
+        data = load_evaluation_data(args.validation_data, args.validation_image_dir or args.image_dir,
+                                    image_size=args.image_size)  # fmt: skip
+    # any loader failure: pycocotools, datasets and the file readers raise their own error types
+    except Exception as err:
+        raise ValueError(f"`validation_data` {args.validation_data!r} cannot be read: {err}") from err
+    if args.eval_task in ("generic", "both") and len(data.dataset) <= args.eval_bank_images:
+        raise ValueError(
+            f"`validation_data` {args.validation_data!r} has {len(data.dataset)} images, but generic validation "
+            f"builds its bank from the first `eval_bank_images`={args.eval_bank_images} and scores the rest"
+        )
+    return data
+
+
+def validation_table(metrics: dict[str, Any], task: str, dataset: str | None, step: int | None = None) -> str:
+    """Markdown table of the model's validation metrics beside the pasted-prompt baseline (for the model card)."""
+    rows = []
+    for name in validation_metric_names(task):
+        if name not in metrics:
+            continue
+        baseline = metrics.get("paste_" + name.removeprefix("referring_"))
+        rows.append(f"| {name} | {metrics[name]:.4f} | {'' if baseline is None else f'{baseline:.4f}'} |")
+    when = f" after step {step}" if step is not None else ""
+    header = (
+        f"On `{dataset}`{when} (`hf_promptseg.models.dinov.evaluation_dinov`; baseline: the prompt pasted onto "
+        "the target)"
+    )
+    return f"{header}:\n\n| metric | model | pasted-prompt baseline |\n|---|---|---|\n" + "\n".join(rows)
+
+
 class InstanceCollator:
     """Rows → pixel values (B, 3, S, S) and `DinovInstances` at the padded size, through `DinovImageProcessor`."""
 
@@ -397,6 +496,7 @@ class DinovTrainer:
             kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)],
         )
         self.data = load_instances(args)
+        self.validation = load_validation_data(args)
         self.model = build_dinov(args.base_model, args.model_seed)
         if args.freeze_backbone:
             self.model.model.backbone.requires_grad_(False)
@@ -444,11 +544,16 @@ class DinovTrainer:
         self.accelerator.wait_for_everyone()
 
     def _load_progress(self) -> dict[str, Any]:
+        if self.accelerator.is_main_process:
+            for directory in ("best", "final"):  # leftovers of a writer killed mid-save
+                recover_output_dir(self.output_dir / directory)
+        self.accelerator.wait_for_everyone()
+        new = {"step": 0, "epoch": 0, "batches_in_epoch": 0, "history": [], "best_metric": None, "best_step": None}
         path = self.checkpoint_dir / PROGRESS_FILE
         if not path.is_file():
-            return {"step": 0, "epoch": 0, "batches_in_epoch": 0, "history": []}
+            return new
         self.accelerator.load_state(self.checkpoint_dir)
-        return json.loads(path.read_text())
+        return {**new, **json.loads(path.read_text())}
 
     def _step_seed(self, step: int) -> int:
         entropy = [self.args.seed, self.accelerator.process_index, step]
@@ -522,6 +627,73 @@ class DinovTrainer:
         self.optimizer.zero_grad()
         return loss, logged
 
+    # -- validation and saving ----------------------------------------------------------------------------------
+    def evaluate(self) -> dict[str, float | int]:
+        """`evaluate_dinov` of the current weights on the whole `validation_data` (call on the main process)."""
+        from hf_promptseg.models.dinov.evaluation_dinov import evaluate_dinov
+
+        args = self.args
+        options = dict(batch_size=args.per_device_eval_batch_size, seed=args.seed, progress=False)
+        if args.eval_task in ("generic", "both"):
+            options["bank_images"] = args.eval_bank_images
+        return evaluate_dinov(
+            self.unwrapped_model(), self.collator.processor, self.validation, task=args.eval_task, **options
+        )
+
+    def _validate(self, progress: dict[str, Any]) -> dict[str, float | int]:
+        """Validate on the main process (the others wait: DDP is not involved), record it, save `best/` if better."""
+        from accelerate.utils import broadcast_object_list
+
+        accelerator = self.accelerator
+        results = [self.evaluate() if accelerator.is_main_process else None]
+        broadcast_object_list(results, from_process=0)
+        metrics = results[0]
+        value = float(metrics[self.args.metric_for_best])
+        if is_better(value, progress["best_metric"]):
+            progress["best_metric"], progress["best_step"] = value, progress["step"]
+            self.save_model(self.output_dir / "best", progress["step"], metrics)
+        accelerator.wait_for_everyone()
+        return metrics
+
+    def save_model(self, target: Path, step: int, metrics: dict[str, float | int] | None = None) -> None:
+        """The trained model (the adapter in LoRA mode) + image processor + model card into `target`, whole or not at
+        all (main process only)."""
+        if not self.accelerator.is_main_process:
+            return
+        args = self.args
+        random_base = args.base_model.startswith("random:")
+        card = dict(
+            kind="dinov", base_model=None if random_base else args.base_model, training=self._training_summary()
+        )
+        if args.hub_model_id:
+            card["repo_id"] = args.hub_model_id
+        if metrics:
+            card.update(
+                eval_results={k: v for k, v in metrics.items() if k in validation_metric_names(args.eval_task)},
+                eval_dataset=args.validation_data,
+                eval_table=validation_table(metrics, args.eval_task, args.validation_data, step),
+            )
+        save_trained_model(
+            target, self.peft_model if self.peft_model is not None else self.unwrapped_model(), self.collator.processor,
+            random_base=(lambda: build_dinov(args.base_model, args.model_seed)) if random_base else None, card=card,
+        )  # fmt: skip
+
+    def _training_summary(self) -> str:
+        args = self.args
+        mode = {"full": "full fine-tuning", "lora": f"PEFT LoRA (r {args.lora_r}, alpha {args.lora_alpha})"}
+        mode = mode[args.method] + (", frozen backbone" if args.freeze_backbone else "")
+        summary = (
+            f"{mode} from `{args.base_model}` on `{args.train_data}` with hf_promptseg.training.dinov_trainer: task "
+            f"{args.task}, {args.max_steps} steps × batch {args.per_device_train_batch_size}×"
+            f"{self.accelerator.num_processes}, AdamW lr {args.learning_rate} (backbone ×{args.backbone_lr_multiplier},"
+            f" wd {args.weight_decay}), warmup {args.warmup_steps}, ×{args.lr_gamma} at steps {args.milestones()}, "
+            f"grad clip {args.max_grad_norm}, input {args.image_size}², {args.num_points} points per mask, seed "
+            f"{args.seed}."
+        )
+        if args.validation_data:
+            summary += f" Validated on `{args.validation_data}` ({args.eval_task}); best `{args.metric_for_best}` picks best/."
+        return summary
+
     # -- loop ---------------------------------------------------------------------------------------------------
     def train(self) -> dict[str, Any]:
         """Train to `max_steps` (resuming from `output_dir/checkpoint`), save `final/`; returns the history."""
@@ -542,9 +714,19 @@ class DinovTrainer:
                 progress["step"] += 1
                 progress["batches_in_epoch"] = batch_index + 1
                 bar.update(1)
-                if progress["step"] % max(args.logging_steps, 1) == 0 or progress["step"] == args.max_steps:
+                validate = self.validation is not None and (
+                    progress["step"] == args.max_steps
+                    or (args.eval_every_steps and progress["step"] % args.eval_every_steps == 0)
+                )
+                if (
+                    validate
+                    or progress["step"] % max(args.logging_steps, 1) == 0
+                    or progress["step"] == args.max_steps
+                ):
                     progress["history"].append({"step": progress["step"], "loss": loss.item(), **logged})
                     bar.set_postfix(loss=f"{loss.item():.3f}")
+                if validate:
+                    progress["history"][-1]["validation"] = self._validate(progress)
                 if args.checkpoint_every_steps and progress["step"] % args.checkpoint_every_steps == 0:
                     self._save_state(progress)
                 if progress["step"] >= args.max_steps:
@@ -560,23 +742,37 @@ class DinovTrainer:
             accelerator.end_training()
             return {"stopped_at_step": progress["step"], **progress}
         final = self.output_dir / "final"
+        last = progress["history"][-1].get("validation") if progress["history"] else None
+        self.save_model(final, progress["step"], last)
+        results = {
+            "steps": progress["step"],
+            "history": progress["history"],
+            "final": str(final),
+            **self._best_results(progress, last),
+        }
         if accelerator.is_main_process:
-            with atomic_output_dir(final, overwrite=True) as tmp:
-                processor = self.collator.processor
-                if self.peft_model is not None:
-                    self.peft_model.save_pretrained(tmp)  # adapter_model.safetensors + adapter_config.json only
-                    if args.base_model.startswith("random:"):
-                        write_adapter_base(tmp, build_dinov(args.base_model, args.model_seed), processor)
-                else:
-                    self.unwrapped_model().save_pretrained(tmp)
-                processor.save_pretrained(tmp)
-            results = {"steps": progress["step"], "history": progress["history"], "arguments": asdict(args)}
-            partial = self.output_dir / ".metrics.json.tmp"
-            partial.write_text(json.dumps(results, indent=2))
-            partial.replace(self.output_dir / "metrics.json")
+            atomic_write_text(
+                self.output_dir / "metrics.json", json.dumps({**results, "arguments": asdict(args)}, indent=2)
+            )
+            if args.push_to_hub:
+                pushed = results.get("best", results["final"])
+                results["pushed"] = push_run_directory(
+                    pushed, args.hub_model_id, private=args.hub_private, kind="dinov"
+                )
         accelerator.wait_for_everyone()
         accelerator.end_training()
-        return {"steps": progress["step"], "history": progress["history"], "final": str(final)}
+        return results
+
+    def _best_results(self, progress: dict[str, Any], last: dict[str, Any] | None) -> dict[str, Any]:
+        if self.validation is None:
+            return {}
+        return {
+            "best": str(self.output_dir / "best"),
+            "metric_for_best": self.args.metric_for_best,
+            "best_metric": progress["best_metric"],
+            "best_step": progress["best_step"],
+            "final_validation": last,
+        }
 
 
 def _to(targets, device):
@@ -592,6 +788,9 @@ __all__ = [
     "build_dinov",
     "checkpoint_backbone",
     "dinov_lora_model",
+    "load_validation_data",
     "parameter_groups",
+    "validation_metric_names",
+    "validation_table",
     "warmup_step_schedule",
 ]

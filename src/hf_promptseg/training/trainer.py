@@ -53,7 +53,6 @@ from hf_promptseg.training.checkpointing import (
     write_manifest,
 )
 from hf_promptseg.training.evaluation import evaluate_model
-from hf_promptseg.training.lora import write_adapter_base
 from hf_promptseg.training.losses import build_loss
 from hf_promptseg.training.modeling import (
     base_model_location,
@@ -63,16 +62,11 @@ from hf_promptseg.training.modeling import (
     model_input_size,
     sam_core,
 )
-from hf_promptseg.utils.files import atomic_output_dir, load_safetensors, read_json, recover_output_dir
+from hf_promptseg.training.outputs import atomic_write_text, is_better, push_run_directory, save_trained_model
+from hf_promptseg.utils.files import load_safetensors, read_json, recover_output_dir
 
 PROGRESS_FILE = "progress.json"
 BEST_TRAINABLE_FILE = "best_trainable.safetensors"
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    partial = path.with_name(f".{path.name}.tmp")
-    partial.write_text(text)
-    partial.replace(path)
 
 
 def build_datasets(data_args: DataArguments, image_processor, seed: int):
@@ -296,13 +290,6 @@ class SegmentationTrainer:
     def evaluate(self) -> dict[str, float]:
         return evaluate_model(self.model, self.eval_loader, self.accelerator, self.args.metric_set)
 
-    def _is_better(self, value: float, best: float | None) -> bool:
-        return (
-            best is None
-            or value * METRIC_DIRECTIONS[self.args.metric_for_best]
-            > best * METRIC_DIRECTIONS[self.args.metric_for_best]
-        )
-
     def _remember_best(self) -> None:
         """Keep the best weights in memory; the next `_save_state` writes them with the progress that names them."""
         if self.accelerator.is_main_process:
@@ -316,30 +303,25 @@ class SegmentationTrainer:
 
     def save_best(self, metrics: dict[str, float]) -> Path:
         """`save_pretrained` of the (restored) best model into `output_dir/best`, with a filled model card."""
-        from hf_promptseg.hub import write_model_card
-
         target = self.output_dir / "best"
         if self.accelerator.is_main_process:
-            model = self.accelerator.unwrap_model(self.model)
-            with atomic_output_dir(target, overwrite=True) as tmp:
-                crash_point("best_model")
-                model.save_pretrained(tmp)
-                self.image_processor.save_pretrained(tmp)
-                is_peft = (tmp / "adapter_config.json").is_file()
-                if is_peft and self.model_args.base_model.startswith("random:"):
-                    base = load_base_model(self.model_args.base_model, self.model_args.model_seed)
-                    write_adapter_base(tmp, base, self.image_processor)
-                kind = "sam_adapter" if self.model_args.method == "sam_adapter" else "sam"
-                write_model_card(
-                    tmp,
+            base = self.model_args.base_model
+            kind = "sam_adapter" if self.model_args.method == "sam_adapter" else "sam"
+            save_trained_model(
+                target,
+                self.accelerator.unwrap_model(self.model),
+                self.image_processor,
+                random_base=(lambda: load_base_model(base, self.model_args.model_seed))
+                if base.startswith("random:")
+                else None,
+                card=dict(
                     kind=None if self.is_sam2 else kind,  # SAM2 models and adapters are told apart by their files
-                    base_model=None
-                    if self.model_args.base_model.startswith("random:")
-                    else self.model_args.base_model,
+                    base_model=None if base.startswith("random:") else base,
                     eval_results=metrics,
                     eval_dataset=self.data_args.validation_data or f"{self.data_args.train_data} (held-out split)",
                     training=self._training_summary(),
-                )
+                ),
+            )
         self.accelerator.wait_for_everyone()
         return target
 
@@ -427,11 +409,9 @@ class SegmentationTrainer:
         }
         best_dir = self.save_best(after)
         if accelerator.is_main_process:
-            _atomic_write_text(self.output_dir / "metrics.json", json.dumps(results, indent=2))
+            atomic_write_text(self.output_dir / "metrics.json", json.dumps(results, indent=2))
             if args.push_to_hub:
-                from hf_promptseg.hub import push_directory
-
-                push_directory(best_dir, args.hub_model_id, private=args.hub_private)
+                push_run_directory(best_dir, args.hub_model_id, private=args.hub_private)
         accelerator.end_training()
         return results
 
@@ -443,7 +423,7 @@ class SegmentationTrainer:
             metrics = self.evaluate()
             entry["validation"] = metrics
             value = metrics[self.args.metric_for_best]
-            if self._is_better(value, progress["best"]):
+            if is_better(value, progress["best"], METRIC_DIRECTIONS[self.args.metric_for_best]):
                 progress["best"], progress["best_epoch"] = value, epoch
                 self._remember_best()
         progress["history"].append(entry)

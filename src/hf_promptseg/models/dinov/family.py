@@ -29,16 +29,27 @@ def _holds_model(local_dir: Path) -> bool:
 def _model_details(local_dir: Path) -> dict[str, Any]:
     from hf_promptseg.hub import count_parameters
 
-    config = read_json(local_dir / "config.json")
+    adapter = read_json(local_dir / "adapter_config.json")
+    # a trainer's LoRA output: the adapter, with the base's config under base/ when the base is a random preset
+    config = read_json(local_dir / ("base/config.json" if adapter else "config.json"))
     backbone = config.get("backbone_config") or {}
-    return {
-        "architecture": (
-            f"Swin backbone (embed dim {backbone.get('embed_dim')}, depths {backbone.get('depths')}); deformable "
-            f"pixel decoder of width {config.get('hidden_size')} with {config.get('encoder_layers')} layers; "
-            f"decoder of {config.get('decoder_layers')} layers over {config.get('num_queries')} generic queries and "
-            f"a {config.get('points_per_side')}² point grid. {count_parameters(local_dir):,} parameters."
-        )
-    }
+    architecture = (
+        f"Swin backbone (embed dim {backbone.get('embed_dim')}, depths {backbone.get('depths')}); deformable "
+        f"pixel decoder of width {config.get('hidden_size')} with {config.get('encoder_layers')} layers; "
+        f"decoder of {config.get('decoder_layers')} layers over {config.get('num_queries')} generic queries and "
+        f"a {config.get('points_per_side')}² point grid."
+    )
+    if adapter:
+        base = adapter.get("base_model_name_or_path") or "base/"
+        return {
+            "architecture": (
+                f"A PEFT LoRA adapter (r {adapter.get('r')}, {count_parameters(local_dir):,} parameters with the "
+                f"fully trained modules {', '.join(adapter.get('modules_to_save') or []) or 'none'}) over the DINOv "
+                f"`{base}`: load it with `PeftModel.from_pretrained(base_model, this_directory)`."
+                + (f" Base: {architecture}" if config else "")
+            )
+        }
+    return {"architecture": f"{architecture} {count_parameters(local_dir):,} parameters."}
 
 
 def _holds_bank(local_dir: Path) -> bool:
