@@ -223,18 +223,24 @@ def other_base_adapters(saved, tmp_path_factory):
     return adapters
 
 
+# `pipeline` / `AutoModel*` compare the prompt layers with the recorded base's `config.json` widths before loading
+BASE_CHECKED = ("pipeline", "AutoModel.from_pretrained")
+PROMPT_WIDTHS = (
+    "adapter_model.safetensors",
+    r"`base_model.model.vision_encoder.sam_adapter.sam_adapter_lightweight_mlp_0.weight` is \[8, 8\], but the base "
+    r"model .*base \(encoder widths \[32\], scale_factor 8\) gives \[c, c\] with c in \[4\]",
+)
+
+
 @pytest.mark.parametrize("entry", list(ENTRY_POINTS))
 @pytest.mark.parametrize("case", list(OTHER_BASE))
 def test_weights_saved_for_another_base_name_the_file_and_key(saved, other_base_adapters, case, entry):
     """Before any tensor is loaded: the tuner compares the file's header with the layers it made (every loader
-    injects through it); `pipeline` / `AutoModel` compare `modules_to_save` with the recorded base's file first."""
-    _, _, name, match = OTHER_BASE[case]
-    if entry == "pipeline" and case.startswith("wider_encoder"):
-        # `pipeline()` turns any error raised while its model loads into one ValueError quoting the tracebacks
-        with pytest.raises(ValueError, match=r"CorruptFileError: .*" + name) as info:
-            ENTRY_POINTS[entry](saved[0], str(other_base_adapters[case]), saved[1])
-        assert "saved for a different base model?" in str(info.value)
-        return
+    injects through it); `pipeline` / `AutoModel` compare with the recorded base's files first (`pipeline()` would
+    turn an error raised while loading into its own ValueError)."""
+    name, match = OTHER_BASE[case][2:]
+    if entry in BASE_CHECKED and case.startswith("wider_encoder"):
+        name, match = PROMPT_WIDTHS
     with pytest.raises(CorruptFileError, match=match) as info:
         ENTRY_POINTS[entry](saved[0], str(other_base_adapters[case]), saved[1])
     assert info.value.path == other_base_adapters[case] / name
@@ -259,6 +265,20 @@ def test_every_saved_key_is_compared(tmp_path, family):
     }
     compared = adapter_parameter_shapes(model.base_model.model, "default")
     assert saved and {key: compared.get(key) for key in saved} == saved
+
+
+def test_a_good_sam2_adapter_passes_the_recorded_base_comparison(tmp_path):
+    """SAM2's Hiera widths are read from `backbone_config.embed_dim_per_stage`: no false alarm on a good adapter."""
+    from transformers import Sam2Model
+
+    from tests.testing_utils import tiny_sam2_config
+
+    torch.manual_seed(0)
+    Sam2Model(tiny_sam2_config()).save_pretrained(tmp_path / "base")
+    model = get_peft_model(Sam2Model.from_pretrained(tmp_path / "base"), hf_promptseg.SamAdapterConfig(scale_factor=8))
+    model.save_pretrained(tmp_path / "adapter")
+    loaded = AutoModelForMaskGeneration.from_pretrained(tmp_path / "adapter")
+    assert any("sam_adapter_shared_mlp" in name for name, _ in loaded.named_parameters())
 
 
 def test_the_shape_check_comes_before_any_tensor_is_read(saved, other_base_adapters, monkeypatch):

@@ -140,11 +140,21 @@ def _check_sam_adapter_keys(weights: Path, config: dict[str, Any], shapes: dict[
     _check_prompt_widths(weights, config, shapes)
 
 
-def _check_prompt_widths(weights: Path, config: dict[str, Any], shapes: dict[str, list[int]]) -> None:
+def _check_prompt_widths(
+    weights: Path, config: dict[str, Any], shapes: dict[str, list[int]], base: str | None = None
+) -> None:
     """The prompt layers' widths against the config: each up-projection (`shared_mlp`) maps `width // scale_factor`
-    channels back to its encoder width, every tuning MLP is square at one of those adapter widths."""
+    channels back to its encoder width, every tuning MLP is square at one of those adapter widths. With `base`, the
+    encoder widths in `config` are those of that base model (`check_weights_fit_recorded_base`)."""
     scale = config.get("scale_factor")
     widths = config.get("encoder_stage_widths") or [config.get("encoder_hidden_size")]
+    if base is None:
+        source, hint = (
+            f"the config (scale_factor {scale}, encoder widths {widths})",
+            "the config and the weights come from different saves",
+        )
+    else:
+        source, hint = f"the base model {base} (encoder widths {widths}, scale_factor {scale})", MISMATCH_HINT
     if not isinstance(scale, int) or not all(isinstance(width, int) for width in widths):
         return  # written before the encoder was recorded: transformers / PEFT compare with the model
     adapter_widths = sorted({width // scale for width in widths})
@@ -163,8 +173,7 @@ def _check_prompt_widths(weights: Path, config: dict[str, Any], shapes: dict[str
         if shape != expected:
             raise CorruptFileError(
                 weights,
-                f"wrong shapes: `{name}` is {shape}, but the config (scale_factor {scale}, encoder widths {widths}) "
-                f"gives {expected}; the config and the weights come from different saves",
+                f"wrong shapes: `{name}` is {shape}, but {source} gives {expected}; {hint}",
             )
 
 
@@ -277,20 +286,39 @@ def check_adapter_fits_model(adapter_dir: Path, model: Any, adapter_name: str) -
         check_weights_fit(weights, adapter_parameter_shapes(model, adapter_name), f"this {type(model).__name__}")
 
 
+def _encoder_widths(base: Path) -> list[int] | None:
+    """Encoder width per stage in a base model directory's `config.json` (SAM / SAM-HQ ViT, SAM2 Hiera), or None."""
+    if not (base / "config.json").is_file():
+        return None
+    vision = read_json(base / "config.json").get("vision_config")
+    vision = vision if isinstance(vision, dict) else {}
+    backbone = vision.get("backbone_config") if isinstance(vision.get("backbone_config"), dict) else {}
+    widths = backbone.get("embed_dim_per_stage") or [vision.get("hidden_size")]
+    return list(widths) if all(isinstance(width, int) for width in widths) else None
+
+
 def check_weights_fit_recorded_base(adapter_dir: Path, config: dict[str, Any]) -> None:
-    """`pipeline(model=DIR)` / `AutoModel*.from_pretrained(DIR)`: the saved `modules_to_save` weights against the
-    recorded base's own weights file (headers only), before transformers loads anything. Needed because
-    `pipeline()` turns every error raised while the model loads into one `ValueError` listing tracebacks."""
+    """`pipeline(model=DIR)` / `AutoModel*.from_pretrained(DIR)`: the saved prompt layers against the encoder widths
+    in the recorded base's `config.json`, and `modules_to_save` against its `model.safetensors` (headers only),
+    before transformers loads anything. Needed because `pipeline()` turns every error raised while its model loads
+    into one `ValueError` quoting the tracebacks; the tuner compares everything again once the base is loaded."""
     embedded = (adapter_dir / "config.json").is_file()  # a full model with an embedded adapter is its own base
     base = adapter_dir if embedded else config.get("base_model_name_or_path")
-    weights = Path(adapter_dir, WEIGHT_FILES[0])
-    base_weights = Path(str(base), "model.safetensors") if base else None
-    if base_weights is None or not base_weights.is_file() or not weights.is_file():
-        return  # a Hub id or sharded base: the tuner compares once the base is loaded
-    modules = tuple(f"{module}." for module in config.get("modules_to_save") or [])
-    # only the modules the adapter replaces whole: their keys and layout are the base's own
-    base_shapes = {key: shape for key, shape in _safetensors_header(base_weights).items() if key.startswith(modules)}
-    check_weights_fit(weights, base_shapes, f"the base model {base}")
+    weights = adapter_dir / WEIGHT_FILES[0]
+    if not base or not Path(str(base)).is_dir() or not weights.is_file():
+        return  # a Hub id: left to the tuner
+    widths = _encoder_widths(Path(str(base)))
+    if widths:
+        recorded = {**config, "encoder_hidden_size": widths[0], "encoder_stage_widths": widths}
+        _check_prompt_widths(weights, recorded, _safetensors_header(weights), base=str(base))
+    base_weights = Path(str(base), "model.safetensors")
+    if base_weights.is_file():  # (a sharded base is left to the tuner)
+        # only the modules the adapter replaces whole: their keys and layout are the base's own
+        modules = tuple(f"{module}." for module in config.get("modules_to_save") or [])
+        base_shapes = {
+            key: shape for key, shape in _safetensors_header(base_weights).items() if key.startswith(modules)
+        }
+        check_weights_fit(weights, base_shapes, f"the base model {base}")
 
 
 # transformers modules that import `find_adapter_config_file` by name (each holds its own reference); in the
