@@ -9,7 +9,7 @@ from peft import PeftModel, get_peft_model
 from peft.config import PeftConfigMixin
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
-from transformers import AutoModelForMaskGeneration, SamModel, pipeline
+from transformers import AutoModelForMaskGeneration, SamConfig, SamModel, pipeline
 
 import hf_promptseg
 from hf_promptseg.models.sam_adapter.loading import (
@@ -165,9 +165,151 @@ def test_weights_of_the_wrong_shape_name_the_file(adapter):
     key = "base_model.model.mask_decoder.iou_prediction_head.layers.0.weight"
     state[key] = torch.zeros(state[key].shape[0] + 1, state[key].shape[1])
     save_file(state, weights)
-    with pytest.raises(CorruptFileError, match="wrong shapes for this base model: size mismatch") as info:
+    with pytest.raises(
+        CorruptFileError,
+        match=rf"wrong shapes for this SamModel: `{key}` is \[257, 256\] in the file but \[256, 256\]",
+    ) as info:
         load_adapter(SamModel(TINY_SAM), adapter)
-    assert info.value.path == weights and isinstance(info.value.__cause__, RuntimeError)
+    assert info.value.path == weights
+
+
+def _adapter_for(config, directory, base, drop=()):
+    """A SAM-Adapter trained on a SAM of `config`, recorded as saved over `base` (what a user mixing sizes has)."""
+    torch.manual_seed(0)
+    get_peft_model(SamModel(config), hf_promptseg.SamAdapterConfig(scale_factor=8)).save_pretrained(directory)
+    _edit_config(directory / "adapter_config.json", base_model_name_or_path=str(base), **dict.fromkeys(drop))
+    return directory
+
+
+ENCODER_FIELDS = (
+    "encoder_type",
+    "encoder_hidden_size",
+    "encoder_depth",
+    "encoder_stage_widths",
+    "encoder_stage_depths",
+)
+OTHER_BASE = {  # (how the adapter's SAM differs from TINY_SAM, config fields removed, file named, key / text named)
+    "wider_encoder_unrecorded": (
+        {"vision_config": {"hidden_size": 64, "mlp_dim": 128}},
+        ENCODER_FIELDS,  # an adapter saved before the encoder was recorded: only the weights tell
+        "adapter_model.safetensors",
+        r"`base_model.model.vision_encoder.sam_adapter.sam_adapter_embedding_generator.bias` is \[8\] in the file "
+        r"but \[4\] in the model",
+    ),
+    "wider_encoder_recorded": (
+        {"vision_config": {"hidden_size": 64, "mlp_dim": 128}},
+        (),
+        "adapter_config.json",
+        "made for an encoder of width 64 and depth 2, but the base model's encoder has width 32",
+    ),
+    "bigger_decoder": (
+        {"mask_decoder_config": {"iou_head_hidden_dim": 64}},
+        (),
+        "adapter_model.safetensors",
+        r"`base_model.model.mask_decoder.iou_prediction_head.layers.0.bias` is \[64\] in the file but \[256\]",
+    ),
+}
+
+
+@pytest.fixture(scope="module")
+def other_base_adapters(saved, tmp_path_factory):
+    root = tmp_path_factory.mktemp("other-base")
+    adapters = {}
+    for case, (change, drop, _, _) in OTHER_BASE.items():
+        values = TINY_SAM.to_dict()
+        for part, update in change.items():
+            values[part] = {**values[part], **update}
+        adapters[case] = _adapter_for(SamConfig(**values), root / case, saved[0], drop)
+    return adapters
+
+
+# `pipeline` / `AutoModel*` compare the prompt layers with the recorded base's `config.json` widths before loading
+BASE_CHECKED = ("pipeline", "AutoModel.from_pretrained")
+PROMPT_WIDTHS = (
+    "adapter_model.safetensors",
+    r"`base_model.model.vision_encoder.sam_adapter.sam_adapter_lightweight_mlp_0.weight` is \[8, 8\], but the base "
+    r"model .*base \(encoder widths \[32\], scale_factor 8\) gives \[c, c\] with c in \[4\]",
+)
+
+
+@pytest.mark.parametrize("entry", list(ENTRY_POINTS))
+@pytest.mark.parametrize("case", list(OTHER_BASE))
+def test_weights_saved_for_another_base_name_the_file_and_key(saved, other_base_adapters, case, entry):
+    """Before any tensor is loaded: the tuner compares the file's header with the layers it made (every loader
+    injects through it); `pipeline` / `AutoModel` compare with the recorded base's files first (`pipeline()` would
+    turn an error raised while loading into its own ValueError)."""
+    name, match = OTHER_BASE[case][2:]
+    if entry in BASE_CHECKED and case.startswith("wider_encoder"):
+        name, match = PROMPT_WIDTHS
+    with pytest.raises(CorruptFileError, match=match) as info:
+        ENTRY_POINTS[entry](saved[0], str(other_base_adapters[case]), saved[1])
+    assert info.value.path == other_base_adapters[case] / name
+    assert str(info.value).endswith("saved for a different base model?")
+
+
+@pytest.mark.parametrize("family", ["sam", "sam2"])
+def test_every_saved_key_is_compared(tmp_path, family):
+    """The shapes the tuner compares cover every key `save_pretrained` writes (SAM ViT and SAM2 Hiera), at the
+    saved shapes: a good adapter passes and no key escapes the comparison."""
+    from transformers import Sam2Model
+
+    from hf_promptseg.models.sam_adapter.loading import adapter_parameter_shapes
+    from tests.testing_utils import tiny_sam2_config
+
+    base = SamModel(TINY_SAM) if family == "sam" else Sam2Model(tiny_sam2_config())
+    model = get_peft_model(base, hf_promptseg.SamAdapterConfig(scale_factor=8))
+    model.save_pretrained(tmp_path)
+    saved = {
+        k.removeprefix("base_model.model."): list(v.shape)
+        for k, v in load_file(tmp_path / "adapter_model.safetensors").items()
+    }
+    compared = adapter_parameter_shapes(model.base_model.model, "default")
+    assert saved and {key: compared.get(key) for key in saved} == saved
+
+
+def test_a_good_sam2_adapter_passes_the_recorded_base_comparison(tmp_path):
+    """SAM2's Hiera widths are read from `backbone_config.embed_dim_per_stage`: no false alarm on a good adapter."""
+    from transformers import Sam2Model
+
+    from tests.testing_utils import tiny_sam2_config
+
+    torch.manual_seed(0)
+    Sam2Model(tiny_sam2_config()).save_pretrained(tmp_path / "base")
+    model = get_peft_model(Sam2Model.from_pretrained(tmp_path / "base"), hf_promptseg.SamAdapterConfig(scale_factor=8))
+    model.save_pretrained(tmp_path / "adapter")
+    loaded = AutoModelForMaskGeneration.from_pretrained(tmp_path / "adapter")
+    assert any("sam_adapter_shared_mlp" in name for name, _ in loaded.named_parameters())
+
+
+def test_the_shape_check_comes_before_any_tensor_is_read(saved, other_base_adapters, monkeypatch):
+    import peft.utils.save_and_load
+
+    def no_tensor_reads(*args, **kwargs):
+        raise AssertionError("PEFT read the adapter's tensors before the shape check")
+
+    monkeypatch.setattr(peft.utils.save_and_load, "safe_load_file", no_tensor_reads)  # what `load_peft_weights` uses
+    with pytest.raises(CorruptFileError, match="wrong shapes for this SamModel"):
+        PeftModel.from_pretrained(SamModel(TINY_SAM), str(other_base_adapters["bigger_decoder"]))
+    with pytest.raises(AssertionError, match="PEFT read"):  # the patch is in PEFT's path: a good adapter gets there
+        PeftModel.from_pretrained(SamModel(TINY_SAM), str(saved[1]))
+
+
+def test_only_a_config_read_from_a_directory_is_compared_and_only_once(other_base_adapters):
+    """`SamAdapterConfig.from_pretrained(DIR)` ties the config to DIR's weights for its first injection (PEFT's
+    loaders read the config that way); configs made in code, and later injections, compare nothing."""
+    config = hf_promptseg.SamAdapterConfig.from_pretrained(str(other_base_adapters["bigger_decoder"]))
+    with pytest.raises(CorruptFileError, match="saved for a different base model"):
+        get_peft_model(SamModel(TINY_SAM), config)
+    assert any("sam_adapter" in name for name, _ in get_peft_model(SamModel(TINY_SAM), config).named_parameters())
+    fresh = hf_promptseg.SamAdapterConfig(scale_factor=8)
+    assert get_peft_model(SamModel(TINY_SAM), fresh).peft_config["default"] is fresh
+
+
+def test_a_directory_without_config_through_peft_names_the_path(adapter):
+    """PEFT reads `adapter_config.json` in `PeftConfig._get_peft_type` before any wrapped function: its own error."""
+    (adapter / "adapter_config.json").unlink()
+    with pytest.raises(ValueError, match=r"Can't find 'adapter_config.json' at '.*adapter'"):
+        PeftModel.from_pretrained(SamModel(TINY_SAM), str(adapter))
 
 
 def test_the_checks_wrap_what_transformers_and_peft_read_through():

@@ -10,7 +10,11 @@ values, the safetensors header and data, the key names a SAM-Adapter must hold) 
 - transformers' `pipeline(..., model=<adapter dir>)`, `AutoModel*.from_pretrained(<adapter dir>)` and
   `model.load_adapter(<adapter dir>)`, and PEFT's reading of any adapter config: these parse the files before any
   hf_promptseg code runs, so `install_adapter_file_checks` (at `import hf_promptseg`) wraps the two functions they
-  read through. See docs/errors-and-recovery.md.
+  read through;
+- weights saved for another base model (other widths, another mask decoder): the tuner compares the file's
+  safetensors header with the layers it injects (`check_adapter_fits_model`), which every loader goes through.
+
+See docs/errors-and-recovery.md.
 
 ```python
 import tempfile
@@ -26,6 +30,7 @@ except FileNotFoundError as err:  # a MissingFileError
 
 from __future__ import annotations
 
+import contextvars
 import functools
 import inspect
 import json
@@ -135,11 +140,21 @@ def _check_sam_adapter_keys(weights: Path, config: dict[str, Any], shapes: dict[
     _check_prompt_widths(weights, config, shapes)
 
 
-def _check_prompt_widths(weights: Path, config: dict[str, Any], shapes: dict[str, list[int]]) -> None:
+def _check_prompt_widths(
+    weights: Path, config: dict[str, Any], shapes: dict[str, list[int]], base: str | None = None
+) -> None:
     """The prompt layers' widths against the config: each up-projection (`shared_mlp`) maps `width // scale_factor`
-    channels back to its encoder width, every tuning MLP is square at one of those adapter widths."""
+    channels back to its encoder width, every tuning MLP is square at one of those adapter widths. With `base`, the
+    encoder widths in `config` are those of that base model (`check_weights_fit_recorded_base`)."""
     scale = config.get("scale_factor")
     widths = config.get("encoder_stage_widths") or [config.get("encoder_hidden_size")]
+    if base is None:
+        source, hint = (
+            f"the config (scale_factor {scale}, encoder widths {widths})",
+            "the config and the weights come from different saves",
+        )
+    else:
+        source, hint = f"the base model {base} (encoder widths {widths}, scale_factor {scale})", MISMATCH_HINT
     if not isinstance(scale, int) or not all(isinstance(width, int) for width in widths):
         return  # written before the encoder was recorded: transformers / PEFT compare with the model
     adapter_widths = sorted({width // scale for width in widths})
@@ -158,8 +173,7 @@ def _check_prompt_widths(weights: Path, config: dict[str, Any], shapes: dict[str
         if shape != expected:
             raise CorruptFileError(
                 weights,
-                f"wrong shapes: `{name}` is {shape}, but the config (scale_factor {scale}, encoder widths {widths}) "
-                f"gives {expected}; the config and the weights come from different saves",
+                f"wrong shapes: `{name}` is {shape}, but {source} gives {expected}; {hint}",
             )
 
 
@@ -187,7 +201,8 @@ def check_adapter_dir(adapter: str | os.PathLike) -> dict[str, Any] | None:
 
 def load_adapter(base_model: Any, adapter: str | os.PathLike, **kwargs: Any) -> Any:
     """`PeftModel.from_pretrained(base_model, adapter)` after `check_adapter_dir`; PEFT / safetensors / JSON errors
-    about the adapter's files, and weights whose shapes do not fit `base_model`, come back as `CorruptFileError`."""
+    about the adapter's files come back as `CorruptFileError` (weights that do not fit `base_model` are caught by the
+    tuner itself, `check_adapter_fits_model`)."""
     from peft import PeftModel
     from safetensors import SafetensorError
 
@@ -196,12 +211,114 @@ def load_adapter(base_model: Any, adapter: str | os.PathLike, **kwargs: Any) -> 
         return PeftModel.from_pretrained(base_model, adapter, **kwargs)
     except (SafetensorError, json.JSONDecodeError, EOFError) as err:
         raise CorruptFileError(adapter, f"the adapter could not be loaded ({err})") from err
-    except RuntimeError as err:
-        if "size mismatch" not in str(err):
-            raise
-        mismatches = [line.strip() for line in str(err).splitlines() if "size mismatch" in line]
-        weights = next((Path(adapter, name) for name in WEIGHT_FILES if Path(adapter, name).is_file()), adapter)
-        raise CorruptFileError(weights, f"wrong shapes for this base model: {mismatches[0]}") from err
+
+
+MISMATCH_HINT = "saved for a different base model?"
+# The adapter directory a SAM-Adapter config was read from, for the tuner to compare its weights with the base it is
+# injected into: `SamAdapterConfig.from_pretrained` sets it on the config (PEFT's loaders); transformers' loaders
+# build the config through `PeftConfig.from_pretrained` instead, so the checked finder leaves the directory here and
+# the tuner takes it when the config it injects is the one saved there (`take_adapter_source`).
+SOURCE_ATTRIBUTE = "_hf_promptseg_source"
+_PENDING_SOURCE: contextvars.ContextVar[tuple[Path, dict[str, Any]] | None] = contextvars.ContextVar(
+    "hf_promptseg_pending_adapter_source", default=None
+)
+_MATCHED_FIELDS = ("scale_factor", "freq_nums", "embedding_layout", "init_weights", "target_modules",
+                   "modules_to_save", "encoder_type", "encoder_hidden_size", "encoder_depth",
+                   "encoder_stage_widths", "encoder_stage_depths")  # fmt: skip
+
+
+def take_adapter_source(config: Any) -> Path | None:
+    """The adapter directory `config` was loaded from (None for a config made in code); consumed once."""
+    source = config.__dict__.pop(SOURCE_ATTRIBUTE, None)
+    pending = _PENDING_SOURCE.get()
+    if source is None and pending is not None:
+        saved = pending[1]
+        if all(_jsonable(getattr(config, name, None)) == saved.get(name) for name in _MATCHED_FIELDS):
+            source = pending[0]
+    if source is not None:
+        _PENDING_SOURCE.set(None)
+    return Path(source) if source is not None else None
+
+
+def _jsonable(value: Any) -> Any:
+    return json.loads(json.dumps(sorted(value) if isinstance(value, set) else value))
+
+
+def check_weights_fit(weights: Path, expected: dict[str, list[int]], target: str) -> None:
+    """Compare the shapes a safetensors adapter file records (header only, no tensor is read) with `expected`
+    ({saved key without `base_model.model.`: shape}); `CorruptFileError` naming the file, the first key that differs,
+    both shapes and `target` (what the weights were to be loaded into). Keys absent from `expected` are left to the
+    loader, which reports missing and unexpected keys itself."""
+    for key, shape in sorted(_safetensors_header(weights).items()):
+        wanted = expected.get(key.removeprefix(PEFT_PREFIX))
+        if wanted is not None and list(wanted) != shape:
+            raise CorruptFileError(
+                weights,
+                f"wrong shapes for {target}: `{key}` is {shape} in the file but {list(wanted)} in the model; "
+                f"{MISMATCH_HINT}",
+            )
+
+
+def adapter_parameter_shapes(model: Any, adapter_name: str) -> dict[str, list[int]]:
+    """{key as `save_pretrained` writes it, without `base_model.model.`: shape} for the SAM-Adapter `adapter_name`
+    injected into `model`: its prompt layers and its `modules_to_save` copies (PEFT's own key mappings)."""
+    from peft.tuners.tuners_utils import BaseTuner
+    from peft.utils.other import AuxiliaryTrainingWrapper
+
+    state = model.state_dict(keep_vars=True)
+    shapes = {}
+    for name, module in model.named_modules():
+        if isinstance(module, AuxiliaryTrainingWrapper):
+            for saved, loaded in module.adapter_state_dict_load_map(adapter_name).items():
+                shapes[f"{name}.{saved}"] = list(state[f"{name}.{loaded}"].shape)
+    for key, value in state.items():
+        if PROMPT_KEY in f".{key}" and f".{adapter_name}." in f".{key}.":
+            shapes[BaseTuner._remove_adapter_name_from_key(key, adapter_name)] = list(value.shape)
+    return {key.removeprefix(PEFT_PREFIX): shape for key, shape in shapes.items()}
+
+
+def check_adapter_fits_model(adapter_dir: Path, model: Any, adapter_name: str) -> None:
+    """The weights saved in `adapter_dir` against the SAM-Adapter just injected into `model` (called by the tuner
+    before any loader reads a tensor); `CorruptFileError` from `check_weights_fit`. `.bin` weights are not checked
+    (their shapes cannot be read without unpickling the file)."""
+    weights = Path(adapter_dir, WEIGHT_FILES[0])
+    if weights.is_file():
+        check_weights_fit(weights, adapter_parameter_shapes(model, adapter_name), f"this {type(model).__name__}")
+
+
+def _encoder_widths(base: Path) -> list[int] | None:
+    """Encoder width per stage in a base model directory's `config.json` (SAM / SAM-HQ ViT, SAM2 Hiera), or None."""
+    if not (base / "config.json").is_file():
+        return None
+    vision = read_json(base / "config.json").get("vision_config")
+    vision = vision if isinstance(vision, dict) else {}
+    backbone = vision.get("backbone_config") if isinstance(vision.get("backbone_config"), dict) else {}
+    widths = backbone.get("embed_dim_per_stage") or [vision.get("hidden_size")]
+    return list(widths) if all(isinstance(width, int) for width in widths) else None
+
+
+def check_weights_fit_recorded_base(adapter_dir: Path, config: dict[str, Any]) -> None:
+    """`pipeline(model=DIR)` / `AutoModel*.from_pretrained(DIR)`: the saved prompt layers against the encoder widths
+    in the recorded base's `config.json`, and `modules_to_save` against its `model.safetensors` (headers only),
+    before transformers loads anything. Needed because `pipeline()` turns every error raised while its model loads
+    into one `ValueError` quoting the tracebacks; the tuner compares everything again once the base is loaded."""
+    embedded = (adapter_dir / "config.json").is_file()  # a full model with an embedded adapter is its own base
+    base = adapter_dir if embedded else config.get("base_model_name_or_path")
+    weights = adapter_dir / WEIGHT_FILES[0]
+    if not base or not Path(str(base)).is_dir() or not weights.is_file():
+        return  # a Hub id: left to the tuner
+    widths = _encoder_widths(Path(str(base)))
+    if widths:
+        recorded = {**config, "encoder_hidden_size": widths[0], "encoder_stage_widths": widths}
+        _check_prompt_widths(weights, recorded, _safetensors_header(weights), base=str(base))
+    base_weights = Path(str(base), "model.safetensors")
+    if base_weights.is_file():  # (a sharded base is left to the tuner)
+        # only the modules the adapter replaces whole: their keys and layout are the base's own
+        modules = tuple(f"{module}." for module in config.get("modules_to_save") or [])
+        base_shapes = {
+            key: shape for key, shape in _safetensors_header(base_weights).items() if key.startswith(modules)
+        }
+        check_weights_fit(weights, base_shapes, f"the base model {base}")
 
 
 # transformers modules that import `find_adapter_config_file` by name (each holds its own reference); in the
@@ -249,6 +366,10 @@ def _checked_finder(find_adapter_config_file, check_base: bool = False):
             config = check_adapter_dir(Path(model_id, subfolder))
             if check_base:
                 check_recorded_base(Path(model_id, subfolder), config)
+            if config["peft_type"] == SAM_ADAPTER:
+                if check_base:
+                    check_weights_fit_recorded_base(Path(model_id, subfolder), config)
+                _PENDING_SOURCE.set((Path(model_id, subfolder), config))
         elif found is not None:
             check_adapter_config(found)
         elif local and not (Path(model_id, subfolder) / "config.json").is_file():
@@ -300,7 +421,10 @@ def install_adapter_file_checks() -> None:
 
 
 __all__ = [
+    "adapter_parameter_shapes",
     "check_adapter_config",
+    "check_adapter_fits_model",
+    "check_weights_fit",
     "check_recorded_base",
     "check_adapter_dir",
     "install_adapter_file_checks",

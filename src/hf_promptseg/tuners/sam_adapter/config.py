@@ -109,11 +109,15 @@ class SamAdapterConfig(PeftConfig):
         """PEFT's loader, after checking a local adapter directory's files (`check_adapter_dir`).
 
         `PeftModel.from_pretrained` and `PeftModel.load_adapter` read a SAM-Adapter's config through this method,
-        so a missing, truncated or foreign weights file is reported by name before PEFT opens it.
+        so a missing, truncated or foreign weights file is reported by name before PEFT opens it; the directory is
+        kept on the config for the tuner, which compares the weights' shapes with the base model.
         """
-        from hf_promptseg.models.sam_adapter.loading import check_adapter_dir
+        from hf_promptseg.models.sam_adapter.loading import SOURCE_ATTRIBUTE, check_adapter_dir
 
         path = os.path.join(pretrained_model_name_or_path, subfolder or "")
-        if os.path.isdir(path):
-            check_adapter_dir(path)
-        return super().from_pretrained(pretrained_model_name_or_path, subfolder=subfolder, **kwargs)
+        if not os.path.isdir(path):
+            return super().from_pretrained(pretrained_model_name_or_path, subfolder=subfolder, **kwargs)
+        check_adapter_dir(path)
+        config = super().from_pretrained(pretrained_model_name_or_path, subfolder=subfolder, **kwargs)
+        setattr(config, SOURCE_ATTRIBUTE, path)  # the tuner compares these weights with the base (not a field)
+        return config

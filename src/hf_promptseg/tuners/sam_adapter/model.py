@@ -42,19 +42,32 @@ def describe_encoder(encoder: nn.Module, key: str) -> tuple[str, list[int], list
     )
 
 
+def _mismatch(config: SamAdapterConfig, message: str) -> ValueError:
+    """A `ValueError`; a `CorruptFileError` naming the adapter config when `config` was loaded from a directory."""
+    source = getattr(config, "_checked_source", None)
+    if source is None:
+        return ValueError(message)
+    from hf_promptseg.models.sam_adapter.loading import CONFIG_FILE, MISMATCH_HINT
+    from hf_promptseg.utils.files import CorruptFileError
+
+    return CorruptFileError(source / CONFIG_FILE, f"{message}; {MISMATCH_HINT}")
+
+
 def _check_encoder_matches(config: SamAdapterConfig, kind: str, widths: list[int], depths: list[int]) -> None:
     """Refuse an encoder of another kind or size than the config records; record what is not recorded yet."""
     sized = config.encoder_hidden_size is not None or config.encoder_depth is not None
     recorded = config.encoder_type or ("sam_vit" if sized else None)  # pre-SAM2 configs only knew the SAM ViT
     if recorded is not None and recorded != kind:
-        raise ValueError(
+        raise _mismatch(
+            config,
             f"this SAM-Adapter was made for a '{recorded}' ({ENCODER_NAMES[recorded]}) encoder, but the base model's "
-            f"encoder is '{kind}' ({ENCODER_NAMES[kind]}); adapters do not transfer between encoder kinds"
+            f"encoder is '{kind}' ({ENCODER_NAMES[kind]}); adapters do not transfer between encoder kinds",
         )
     if kind == "sam_vit" and sized and (config.encoder_hidden_size, config.encoder_depth) != (widths[0], depths[0]):
-        raise ValueError(
+        raise _mismatch(
+            config,
             f"this SAM-Adapter was made for an encoder of width {config.encoder_hidden_size} and depth "
-            f"{config.encoder_depth}, but the base model's encoder has width {widths[0]} and depth {depths[0]}"
+            f"{config.encoder_depth}, but the base model's encoder has width {widths[0]} and depth {depths[0]}",
         )
     stages = (config.encoder_stage_widths, config.encoder_stage_depths)
     if (
@@ -66,9 +79,10 @@ def _check_encoder_matches(config: SamAdapterConfig, kind: str, widths: list[int
             depths,
         )
     ):
-        raise ValueError(
+        raise _mismatch(
+            config,
             f"this SAM2-Adapter was made for a Hiera encoder with stage widths {stages[0]} and blocks per stage "
-            f"{stages[1]}, but the base model's encoder has stage widths {widths} and blocks per stage {depths}"
+            f"{stages[1]}, but the base model's encoder has stage widths {widths} and blocks per stage {depths}",
         )
     config.encoder_type = kind
     config.encoder_hidden_size, config.encoder_depth = widths[0], sum(depths)
@@ -92,6 +106,21 @@ class SamAdapterModel(BaseTuner):
         "sam2": ["vision_encoder"],
         "hf_promptseg_sam2": ["vision_encoder"],
     }
+
+    def inject_adapter(self, model: nn.Module, adapter_name: str, *args, **kwargs) -> None:
+        """PEFT's injection; when the config was loaded from an adapter directory, the saved weights' shapes are then
+        compared with the layers just made and the base's `modules_to_save` (`check_adapter_fits_model`), so weights
+        saved for another base model fail by file and key before PEFT or transformers load a tensor."""
+        from hf_promptseg.models.sam_adapter.loading import check_adapter_fits_model, take_adapter_source
+
+        config = self.peft_config[adapter_name]
+        config._checked_source = take_adapter_source(config)
+        try:
+            super().inject_adapter(model, adapter_name, *args, **kwargs)
+            if config._checked_source is not None:
+                check_adapter_fits_model(config._checked_source, model, adapter_name)
+        finally:
+            del config._checked_source
 
     def _create_and_replace(
         self,
