@@ -8,6 +8,7 @@ newest verified candidate; it removes every temporary directory; and it refuses 
 `checkpoint/` whose files do not match its manifest, instead of resuming from a mix.
 
 accelerate's `save_state` writes into one directory and has no atomic mode, hence this module.
+`save_training_state` / `load_training_state` are the whole save / resume of both trainers (SAM and DINOv).
 
 ```python
 import tempfile
@@ -33,12 +34,14 @@ import os
 import shutil
 import signal
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from hf_promptseg.utils.files import CorruptFileError
+from hf_promptseg.utils.files import CorruptFileError, read_json
 
 MANIFEST_FILE = "manifest.json"
+PROGRESS_FILE = "progress.json"
 MANIFEST_FORMAT = 1
 FAULT_INJECTION_ENV = "HF_PROMPTSEG_FAULT_INJECTION"
 
@@ -187,3 +190,73 @@ def recover_checkpoint(target: str | os.PathLike) -> dict[str, Any] | None:
         if directory.exists():
             shutil.rmtree(directory, ignore_errors=True)
     return manifest
+
+
+def save_training_state(
+    accelerator: Any,
+    checkpoint_dir: str | os.PathLike,
+    progress: dict[str, Any],
+    write_extra: Callable[[Path], None] | None = None,
+) -> None:
+    """Save a resumable training state as `checkpoint_dir`, whole or not at all (call it on every process).
+
+    Into `temporary_checkpoint_dir(checkpoint_dir, progress["step"])`: `accelerator.save_state` (weights,
+    optimizer, scheduler, RNG), then on the main process `write_extra(tmp)` (e.g. the best weights),
+    `progress.json` and the manifest, last; then the directory is switched in with `commit_checkpoint`. The fault
+    injection points (`crash_point`) are, in order: `accelerate_save_state` (inside accelerate's save),
+    `after_accelerate_state`, `after_best` (after `write_extra`), `before_manifest`, `after_manifest`, then
+    `commit_checkpoint`'s `between_renames` and `before_cleanup`.
+    """
+    checkpoint_dir, step = Path(checkpoint_dir), int(progress["step"])
+    tmp = temporary_checkpoint_dir(checkpoint_dir, step)
+    if accelerator.is_main_process:
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+    accelerator.wait_for_everyone()
+    hook = accelerator.register_save_state_pre_hook(
+        lambda models, weights, directory: crash_point("accelerate_save_state", step)
+    )
+    try:
+        accelerator.save_state(tmp)
+    finally:
+        hook.remove()
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        crash_point("after_accelerate_state", step)
+        if write_extra is not None:
+            write_extra(tmp)
+        crash_point("after_best", step)
+        (tmp / PROGRESS_FILE).write_text(json.dumps(progress, indent=2))
+        crash_point("before_manifest", step)
+        write_manifest(tmp, step)
+        crash_point("after_manifest", step)
+        commit_checkpoint(tmp, checkpoint_dir)
+    accelerator.wait_for_everyone()
+
+
+def load_training_state(accelerator: Any, checkpoint_dir: str | os.PathLike) -> dict[str, Any] | None:
+    """Resume from `checkpoint_dir` (call it on every process): the saved progress, or None when there is none.
+
+    The main process first runs `recover_checkpoint` (finishes an interrupted switch, removes temporary
+    directories); then every process verifies the manifest, `accelerator.load_state`s it and reads
+    `progress.json`. Raises `IncompleteCheckpointError` (naming the file) on every process for a partial or mixed
+    checkpoint, so none waits for the others forever.
+    """
+    checkpoint_dir = Path(checkpoint_dir)
+    if accelerator.is_main_process:
+        try:
+            recover_checkpoint(checkpoint_dir)
+        except IncompleteCheckpointError:
+            pass  # raised below on every process
+    accelerator.wait_for_everyone()
+    if not checkpoint_dir.exists():
+        return None
+    manifest = verify_checkpoint(checkpoint_dir)
+    accelerator.load_state(checkpoint_dir)
+    progress = read_json(checkpoint_dir / PROGRESS_FILE, required=True)
+    if progress.get("step") != manifest["step"]:
+        raise IncompleteCheckpointError(
+            checkpoint_dir / PROGRESS_FILE,
+            f"step {progress.get('step')} but the checkpoint manifest is of step {manifest['step']}",
+        )
+    return progress

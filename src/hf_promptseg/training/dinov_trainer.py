@@ -20,7 +20,8 @@ With `validation_data`, the whole validation set is scored on the main process (
 improves `metric_for_best` is written to `best/` at once, and the best value and step are part of the resumable
 progress. `push_to_hub` pushes `best/` (`final/` without validation) with its card in one commit at the end.
 
-Run directory: `checkpoint/` (accelerate state + `progress.json`), `final/` (`save_pretrained` model + image
+Run directory: `checkpoint/` (accelerate state + `progress.json` + `manifest.json`, written whole or not at all by
+`hf_promptseg.training.checkpointing.save_training_state`, so a run killed even mid-save resumes exactly), `final/` (`save_pretrained` model + image
 processor; with `method: lora` the adapter only — `adapter_model.safetensors` + `adapter_config.json`, loaded with
 `PeftModel.from_pretrained` — plus `base/` when the base is a random preset) and `best/` (the same, of the best
 step), each with a model card (training summary, eval results), written whole or not at all; `metrics.json` (loss
@@ -41,6 +42,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
+from hf_promptseg.training.checkpointing import load_training_state, save_training_state
 from hf_promptseg.training.lora import (
     check_modules_exist,
     scoped_modules,
@@ -55,7 +57,6 @@ METHODS = ("full", "lora")
 # LoRA goes into the layers of these modules (the decoder and the visual prompt encoder), never the backbone or
 # the pixel decoder.
 LORA_SCOPES = (r"model\.decoder\.layers\.\d+", r"model\.prompt_encoder\.layers\.\d+")
-PROGRESS_FILE = "progress.json"
 
 
 @dataclass
@@ -536,24 +537,18 @@ class DinovTrainer:
 
     # -- state --------------------------------------------------------------------------------------------------
     def _save_state(self, progress: dict[str, Any]) -> None:
-        self.accelerator.save_state(self.checkpoint_dir)
-        if self.accelerator.is_main_process:
-            partial = self.checkpoint_dir / f".{PROGRESS_FILE}.tmp"
-            partial.write_text(json.dumps(progress, indent=2))
-            partial.replace(self.checkpoint_dir / PROGRESS_FILE)
-        self.accelerator.wait_for_everyone()
+        """The whole resumable state, written whole or not at all (`save_training_state`, as the SAM trainer)."""
+        save_training_state(self.accelerator, self.checkpoint_dir, progress)
 
     def _load_progress(self) -> dict[str, Any]:
+        """Remove what a killed run left (main process), then resume from the verified checkpoint."""
         if self.accelerator.is_main_process:
             for directory in ("best", "final"):  # leftovers of a writer killed mid-save
                 recover_output_dir(self.output_dir / directory)
-        self.accelerator.wait_for_everyone()
+            (self.output_dir / ".metrics.json.tmp").unlink(missing_ok=True)
         new = {"step": 0, "epoch": 0, "batches_in_epoch": 0, "history": [], "best_metric": None, "best_step": None}
-        path = self.checkpoint_dir / PROGRESS_FILE
-        if not path.is_file():
-            return new
-        self.accelerator.load_state(self.checkpoint_dir)
-        return {**new, **json.loads(path.read_text())}
+        progress = load_training_state(self.accelerator, self.checkpoint_dir)
+        return new if progress is None else {**new, **progress}
 
     def _step_seed(self, step: int) -> int:
         entropy = [self.args.seed, self.accelerator.process_index, step]

@@ -43,15 +43,7 @@ from hf_promptseg.metrics import METRIC_DIRECTIONS
 from hf_promptseg.models.sam.prompt_free import prompt_free_logits
 from hf_promptseg.models.sam_adapter.predict import load_prompt_free_image_processor
 from hf_promptseg.training.arguments import DataArguments, ModelArguments, SegmentationTrainingArguments
-from hf_promptseg.training.checkpointing import (
-    IncompleteCheckpointError,
-    commit_checkpoint,
-    crash_point,
-    recover_checkpoint,
-    temporary_checkpoint_dir,
-    verify_checkpoint,
-    write_manifest,
-)
+from hf_promptseg.training.checkpointing import load_training_state, save_training_state
 from hf_promptseg.training.evaluation import evaluate_model
 from hf_promptseg.training.losses import build_loss
 from hf_promptseg.training.modeling import (
@@ -63,9 +55,8 @@ from hf_promptseg.training.modeling import (
     sam_core,
 )
 from hf_promptseg.training.outputs import atomic_write_text, is_better, push_run_directory, save_trained_model
-from hf_promptseg.utils.files import load_safetensors, read_json, recover_output_dir
+from hf_promptseg.utils.files import load_safetensors, recover_output_dir
 
-PROGRESS_FILE = "progress.json"
 BEST_TRAINABLE_FILE = "best_trainable.safetensors"
 
 
@@ -215,10 +206,6 @@ class SegmentationTrainer:
         self.model, self.optimizer, self.scheduler = self.accelerator.prepare(self.model, self.optimizer, scheduler)
         self.checkpoint_dir = self.output_dir / "checkpoint"
         self._pending_best: dict[str, torch.Tensor] | None = None
-        self.accelerator.register_save_state_pre_hook(
-            lambda models, weights, directory: crash_point("accelerate_save_state", self._saving_step)
-        )
-        self._saving_step = 0
 
     # -- state --------------------------------------------------------------------------------------------------
     def _new_progress(self) -> dict[str, Any]:
@@ -234,52 +221,23 @@ class SegmentationTrainer:
         }
 
     def _save_state(self, progress: dict[str, Any]) -> None:
-        """Write the whole resumable state into a temporary directory, manifest it, then switch it in."""
-        accelerator, step = self.accelerator, progress["step"]
-        self._saving_step = step
-        tmp = temporary_checkpoint_dir(self.checkpoint_dir, step)
-        if accelerator.is_main_process:
-            shutil.rmtree(tmp, ignore_errors=True)
-            tmp.mkdir(parents=True)
-        accelerator.wait_for_everyone()
-        accelerator.save_state(tmp)
-        accelerator.wait_for_everyone()
-        if accelerator.is_main_process:
-            crash_point("after_accelerate_state", step)
-            if self._pending_best is not None:
-                save_file(self._pending_best, tmp / BEST_TRAINABLE_FILE)
-            elif (self.checkpoint_dir / BEST_TRAINABLE_FILE).is_file():
-                _link_or_copy(self.checkpoint_dir / BEST_TRAINABLE_FILE, tmp / BEST_TRAINABLE_FILE)
-            crash_point("after_best", step)
-            (tmp / PROGRESS_FILE).write_text(json.dumps(progress, indent=2))
-            crash_point("before_manifest", step)
-            write_manifest(tmp, step)
-            crash_point("after_manifest", step)
-            commit_checkpoint(tmp, self.checkpoint_dir)
+        """The whole resumable state plus the best weights, written whole or not at all (`save_training_state`)."""
+        save_training_state(self.accelerator, self.checkpoint_dir, progress, write_extra=self._write_best)
         self._pending_best = None
-        accelerator.wait_for_everyone()
+
+    def _write_best(self, tmp: Path) -> None:
+        if self._pending_best is not None:
+            save_file(self._pending_best, tmp / BEST_TRAINABLE_FILE)
+        elif (self.checkpoint_dir / BEST_TRAINABLE_FILE).is_file():
+            _link_or_copy(self.checkpoint_dir / BEST_TRAINABLE_FILE, tmp / BEST_TRAINABLE_FILE)
 
     def _load_progress(self) -> dict[str, Any]:
         """Recover from a kill (main process), then resume from the verified checkpoint on every process."""
         if self.accelerator.is_main_process:
             recover_output_dir(self.output_dir / "best")
             (self.output_dir / ".metrics.json.tmp").unlink(missing_ok=True)
-            try:
-                recover_checkpoint(self.checkpoint_dir)
-            except IncompleteCheckpointError:
-                pass  # raised below on every process, so none waits for the others forever
-        self.accelerator.wait_for_everyone()
-        if not self.checkpoint_dir.exists():
-            return self._new_progress()
-        manifest = verify_checkpoint(self.checkpoint_dir)
-        self.accelerator.load_state(self.checkpoint_dir)
-        progress = read_json(self.checkpoint_dir / PROGRESS_FILE, required=True)
-        if progress.get("step") != manifest["step"]:
-            raise IncompleteCheckpointError(
-                self.checkpoint_dir / PROGRESS_FILE,
-                f"step {progress.get('step')} but the checkpoint manifest is of step {manifest['step']}",
-            )
-        return {**self._new_progress(), **progress}
+        progress = load_training_state(self.accelerator, self.checkpoint_dir)
+        return self._new_progress() if progress is None else {**self._new_progress(), **progress}
 
     def _augmentation_generator(self, step: int, micro_step: int) -> torch.Generator:
         """Draws depend on (seed, rank, step) only, so a resumed run repeats the uninterrupted run's batches."""
