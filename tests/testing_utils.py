@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import torch
@@ -117,3 +120,21 @@ def random_sam2(seed: int = 0, **config):
     from transformers import Sam2Model
 
     return variance_preserving_init(Sam2Model(tiny_sam2_config(**config)), seed)
+
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def run_train_cli(arguments: list[str], output_dir: Path, kill_at: str | None = None) -> subprocess.CompletedProcess:
+    """`hf-promptseg train ARGUMENTS --output_dir OUTPUT_DIR` in a fresh process (one thread), optionally SIGKILLed
+    at the crash point `kill_at` (`name` or `name:step`, see `training.checkpointing.crash_point`)."""
+    from hf_promptseg.training.checkpointing import FAULT_INJECTION_ENV
+
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    env.pop(FAULT_INJECTION_ENV, None)
+    if kill_at:
+        env[FAULT_INJECTION_ENV] = kill_at
+    return subprocess.run(
+        [sys.executable, "-m", "hf_promptseg.cli", *arguments, "--output_dir", str(output_dir)],
+        capture_output=True, text=True, timeout=300, cwd=REPO, env=env,
+    )  # fmt: skip

@@ -19,6 +19,7 @@ from hf_promptseg.training.checkpointing import (
     write_manifest,
 )
 from hf_promptseg.utils.files import CorruptFileError, atomic_output_dir, recover_output_dir
+from tests.testing_utils import run_train_cli
 
 REPO = Path(__file__).resolve().parents[2]
 TRAIN = [
@@ -75,14 +76,7 @@ def test_stale_temporary_output_dirs_are_removed_and_an_interrupted_switch_is_un
 
 
 def _train(run: Path, kill_at: str | None = None) -> subprocess.CompletedProcess:
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    env.pop(FAULT_INJECTION_ENV, None)
-    if kill_at:
-        env[FAULT_INJECTION_ENV] = kill_at
-    return subprocess.run(
-        [sys.executable, "-m", "hf_promptseg.cli", *TRAIN, "--output_dir", str(run)],
-        capture_output=True, text=True, timeout=300, cwd=REPO, env=env,
-    )  # fmt: skip
+    return run_train_cli(TRAIN, run, kill_at)
 
 
 def _assert_same_run(expected: Path, resumed: Path) -> None:

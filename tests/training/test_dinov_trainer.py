@@ -26,16 +26,6 @@ FAST = dict(train_data="scenes:6:0:64", per_device_train_batch_size=2, num_point
             num_clicks=3, num_content_prompts=2, logging_steps=1)  # fmt: skip
 
 
-@pytest.fixture(autouse=True)
-def fresh_accelerator_state():
-    """Accelerate keeps one process-wide state; each test's trainer (e.g. bf16) needs it reset (and reset after)."""
-    from accelerate.state import AcceleratorState
-
-    AcceleratorState._reset_state(True)
-    yield
-    AcceleratorState._reset_state(True)
-
-
 def test_parameter_groups_follow_the_reference():
     model = build_dinov("random:tiny")
     groups = {g["name"]: g for g in parameter_groups(model, 1e-4, 0.05, 0.1)}

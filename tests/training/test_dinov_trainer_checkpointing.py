@@ -1,19 +1,17 @@
 """DINOv checkpoints are crash-consistent: real SIGKILLs mid-save, then a resume ending bit-identical; partial refused."""
 
-import os
 import signal
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 from safetensors.torch import load_file
 
-from hf_promptseg.training.checkpointing import FAULT_INJECTION_ENV, IncompleteCheckpointError
+from hf_promptseg.training.checkpointing import IncompleteCheckpointError
 from hf_promptseg.training.dinov_trainer import DinovTrainer, DinovTrainingArguments
+from tests.testing_utils import run_train_cli
 
-REPO = Path(__file__).resolve().parents[2]
 FAST = dict(train_data="scenes:6:0:64", per_device_train_batch_size=2, num_points=64, num_denoising=8,
             num_clicks=3, num_content_prompts=2, logging_steps=1, task="both", max_steps=4,
             checkpoint_every_steps=1)  # fmt: skip
@@ -22,24 +20,8 @@ for _name, _value in FAST.items():
     TRAIN += [f"--{_name}", str(_value)]
 
 
-@pytest.fixture(autouse=True)
-def fresh_accelerator_state():
-    from accelerate.state import AcceleratorState
-
-    AcceleratorState._reset_state(True)
-    yield
-    AcceleratorState._reset_state(True)
-
-
 def _train(run: Path, kill_at: str | None = None) -> subprocess.CompletedProcess:
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    env.pop(FAULT_INJECTION_ENV, None)
-    if kill_at:
-        env[FAULT_INJECTION_ENV] = kill_at
-    return subprocess.run(
-        [sys.executable, "-m", "hf_promptseg.cli", *TRAIN, "--output_dir", str(run)],
-        capture_output=True, text=True, timeout=300, cwd=REPO, env=env,
-    )  # fmt: skip
+    return run_train_cli(TRAIN, run, kill_at)
 
 
 def test_sigkill_mid_save_then_resume_is_bit_identical(tmp_path):

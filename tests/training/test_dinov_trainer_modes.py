@@ -25,15 +25,6 @@ FAST = dict(train_data="scenes:6:0:64", per_device_train_batch_size=2, num_point
 LORA = dict(method="lora", learning_rate=1e-2, warmup_steps=0, lora_r=4)
 
 
-@pytest.fixture(autouse=True)
-def fresh_accelerator_state():
-    from accelerate.state import AcceleratorState
-
-    AcceleratorState._reset_state(True)
-    yield
-    AcceleratorState._reset_state(True)
-
-
 def _fixed_input():
     generator = torch.Generator().manual_seed(7)
     pixel_values = torch.randn(1, 3, 64, 64, generator=generator)

@@ -15,15 +15,6 @@ FAST = dict(train_data="scenes:6:0:64", per_device_train_batch_size=2, num_point
             validation_data="scenes:4:7:64", eval_bank_images=2)  # fmt: skip
 
 
-@pytest.fixture(autouse=True)
-def fresh_accelerator_state():
-    from accelerate.state import AcceleratorState
-
-    AcceleratorState._reset_state(True)
-    yield
-    AcceleratorState._reset_state(True)
-
-
 @pytest.fixture
 def scripted(monkeypatch):
     """`DinovTrainer.evaluate` returning `scores[step]` as `referring_miou`; records the weights it saw per step."""

@@ -14,16 +14,6 @@ from hf_promptseg.training import DataArguments, ModelArguments, SegmentationTra
 REPO = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture(autouse=True)
-def _fresh_accelerator_state():
-    """accelerate keeps one process-wide state; each test builds its own `Accelerator` (e.g. with bf16)."""
-    from accelerate.state import AcceleratorState
-
-    AcceleratorState._reset_state(reset_partial_state=True)
-    yield
-    AcceleratorState._reset_state(reset_partial_state=True)
-
-
 def _trainer(output_dir, method="sam_adapter", **training):
     defaults = dict(
         output_dir=str(output_dir),

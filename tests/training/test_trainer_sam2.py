@@ -18,15 +18,6 @@ from hf_promptseg.training.modeling import load_base_model
 REPO = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture(autouse=True)
-def _fresh_accelerator_state():
-    from accelerate.state import AcceleratorState
-
-    AcceleratorState._reset_state(reset_partial_state=True)
-    yield
-    AcceleratorState._reset_state(reset_partial_state=True)
-
-
 def _trainer(output_dir, method, base_model="random:sam2-mini", **training):
     return SegmentationTrainer(
         ModelArguments(base_model=base_model, method=method, adapter_scale_factor=8),
