@@ -64,7 +64,6 @@ def package(model_dir: Path, target: Path, training_seconds: list[float]) -> dic
         untrained_dir = tmp / "untrained"
         build_dinov("random:tiny", 0).save_pretrained(untrained_dir)
         shutil.copy2(tmp / "preprocessor_config.json", untrained_dir / "preprocessor_config.json")
-        DinovConfig.from_pretrained(untrained_dir).save_pretrained(untrained_dir)
         untrained = card_metrics(str(untrained_dir))
         shutil.rmtree(untrained_dir)
         parameters = sum(p.numel() for p in build_dinov(str(tmp)).parameters())

@@ -167,16 +167,13 @@ def run_dinov_demo(
     reference, target = referring_scenes(seed, size)
     prompts = referring_prompts(reference)
     found = segmenter(target.image, reference_images=reference.image, prompts=prompts, task="referring")
-    # the pipeline orders prompts masks, boxes, points, scribbles (its prompt-kind order); map back to instances
-    kind_of_prompt = [reference.shapes[i] for i in (0, 2, 3, 1)]
-    per_kind = {}
-    found_masks = []
-    for result, kind in zip(found, kind_of_prompt):
-        same_kind = [m for m, s in zip(target.masks, target.shapes) if s == kind]
-        per_kind[PROMPT_KINDS[reference.shapes.index(kind)]] = max(mask_iou(result["mask"], m) for m in same_kind)
-        found_masks.append((reference.shapes.index(kind), result["mask"]))
-    found_masks.sort(key=lambda item: item[0])
-    right = _upscaled(overlay(target.image, [mask for _, mask in found_masks]))
+    # the pipeline answers in its prompt-kind order (masks, boxes, points, scribbles): instances 0, 2, 3, 1
+    per_kind, found_masks = {}, [None] * len(PROMPT_KINDS)
+    for result, instance in zip(found, (0, 2, 3, 1)):
+        same_kind = [m for m, s in zip(target.masks, target.shapes) if s == reference.shapes[instance]]
+        per_kind[PROMPT_KINDS[instance]] = max(mask_iou(result["mask"], m) for m in same_kind)
+        found_masks[instance] = result["mask"]
+    right = _upscaled(overlay(target.image, found_masks))
     _side_by_side(_reference_picture(reference, prompts), right).save(out_dir / "dinov_referring.png")
 
     bank_scenes = make_scenes(num_bank_scenes + 1, seed + 2, size, size)
